@@ -1,0 +1,199 @@
+// Command exportbridge turns FinOps polling data-export integrations into
+// push events. See README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+	"time"
+
+	"github.com/exportbridge/exportbridge/adapter"
+	"github.com/exportbridge/exportbridge/internal/finops"
+	"github.com/exportbridge/exportbridge/internal/finopssim"
+)
+
+// Exit codes.
+const (
+	exitOK     = 0
+	exitFailed = 1 // a job or a delivery failed
+	exitUsage  = 2 // bad usage or configuration
+)
+
+// version is set with -ldflags "-X main.version=…"; otherwise the module
+// version from the build info.
+var version = ""
+
+const usage = `exportbridge turns FinOps polling data-export integrations into push events.
+
+Usage:
+  exportbridge run          [--config FILE]                 run the daemon
+  exportbridge export-now   [--config FILE] [--job NAME]... run jobs once and wait for delivery
+  exportbridge check-config [--config FILE]                 validate the configuration
+  exportbridge sim          [--listen ADDR] [--activity ID]... [--enqueue-every D]
+                                                            run the FinOps simulator alone
+  exportbridge version
+
+FILE defaults to $EXPORTBRIDGE_CONFIG, then ./config.toml.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	finops.Version = versionString()
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	cmd, args := args[0], args[1:]
+	switch cmd {
+	case "run":
+		return cmdRun(ctx, args, stderr)
+	case "export-now":
+		return cmdExportNow(ctx, args, stdout, stderr)
+	case "check-config":
+		return cmdCheckConfig(args, stdout, stderr)
+	case "sim":
+		return cmdSim(ctx, args, stderr)
+	case "version", "--version", "-v":
+		fmt.Fprintln(stdout, "exportbridge", versionString())
+		return exitOK
+	case "help", "--help", "-h":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	default:
+		fmt.Fprintf(stderr, "exportbridge: unknown command %q\n\n%s", cmd, usage)
+		return exitUsage
+	}
+}
+
+func versionString() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+func defaultConfigPath() string {
+	if p := os.Getenv("EXPORTBRIDGE_CONFIG"); p != "" {
+		return p
+	}
+	return "config.toml"
+}
+
+// loadConfig parses flags shared by config-reading commands and loads the
+// config; on failure it prints every problem and returns exitUsage.
+func loadConfig(fs *flag.FlagSet, args []string, stderr io.Writer) (*adapter.Config, string, int) {
+	path := fs.String("config", defaultConfigPath(), "configuration file")
+	if err := fs.Parse(args); err != nil {
+		return nil, "", exitUsage
+	}
+	cfg, err := adapter.LoadConfig(*path, adapter.LoadOptions{})
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		var ce *adapter.ConfigError
+		if errors.As(err, &ce) {
+			fmt.Fprintf(stderr, "%d problem(s) in %s\n", len(ce.Problems), *path)
+		}
+		return nil, *path, exitUsage
+	}
+	return cfg, *path, exitOK
+}
+
+func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("check-config", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg, path, code := loadConfig(fs, args, stderr)
+	if code != exitOK {
+		return code
+	}
+	adapter.PrintSummary(stdout, path, cfg)
+	return exitOK
+}
+
+func cmdRun(ctx context.Context, args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg, _, code := loadConfig(fs, args, stderr)
+	if code != exitOK {
+		return code
+	}
+	log := adapter.NewLogger(cfg.Log, stderr)
+	if err := adapter.Run(ctx, cfg, log); err != nil {
+		log.Error().Err(err).Msg("exportbridge stopped with an error")
+		return exitFailed
+	}
+	return exitOK
+}
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (s *stringList) String() string     { return fmt.Sprint(*s) }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
+func cmdExportNow(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("export-now", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var jobs stringList
+	fs.Var(&jobs, "job", "job to run (repeatable; default all)")
+	noWait := fs.Bool("no-wait", false, "return once events are committed, without waiting for delivery")
+	cfg, _, code := loadConfig(fs, args, stderr)
+	if code != exitOK {
+		return code
+	}
+	log := adapter.NewLogger(cfg.Log, stderr)
+	err := adapter.ExportNow(ctx, cfg, log, adapter.ExportNowOptions{Jobs: jobs, NoWait: *noWait, Out: stdout, Progress: adapter.IsTerminal(stderr)})
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, adapter.ErrUsage):
+		fmt.Fprintln(stderr, err)
+		return exitUsage
+	default:
+		fmt.Fprintln(stderr, "export-now:", err)
+		return exitFailed
+	}
+}
+
+func cmdSim(ctx context.Context, args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("sim", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", "127.0.0.1:8089", "address to listen on")
+	var activities stringList
+	fs.Var(&activities, "activity", "recurring job activity id to queue packages for (repeatable)")
+	every := fs.Duration("enqueue-every", 0, "queue a generated package on each --activity at this interval (0: once at start)")
+	rows := fs.Int("rows", 7, "records per entity in generated packages")
+	visibility := fs.Duration("visibility-timeout", 30*time.Minute, "how long a dequeued, unacknowledged message stays hidden")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	log := adapter.NewLogger(adapter.LogConfig{Level: "info", Format: "auto"}, stderr)
+	opt := adapter.SimOptions{Listen: *listen, Sim: finopssim.Config{Rows: *rows, VisibilityTimeout: *visibility, EnqueueEvery: *every}, DemoActivity: activities}
+	if *every == 0 {
+		opt.OnReady = func(_ string, sim *finopssim.Server) {
+			for _, a := range activities {
+				sim.EnqueueSample(a)
+			}
+		}
+	}
+	if err := adapter.RunSimulator(ctx, opt, log.With().Logger()); err != nil {
+		log.Error().Err(err).Msg("simulator failed")
+		return exitFailed
+	}
+	return exitOK
+}

@@ -1,0 +1,90 @@
+package datapackage
+
+import (
+	"github.com/exportbridge/exportbridge/internal/conf"
+)
+
+// Output formats and compressions.
+const (
+	FormatJSON   = "json"   // one JSON array of objects per entity
+	FormatNDJSON = "ndjson" // one JSON object per line
+
+	CompressNone = "none"
+	CompressGzip = "gzip"
+	CompressZstd = "zstd"
+)
+
+// Options is [convert]: the output form and the limits that protect the
+// converter from hostile or broken packages.
+type Options struct {
+	Format   string `koanf:"format"`   // json (default) | ndjson
+	Compress string `koanf:"compress"` // none (default) | gzip | zstd
+	// MaxEntries bounds the number of files in a package. Default 10000.
+	MaxEntries int `koanf:"max_entries"`
+	// MaxEntryBytes bounds one file's uncompressed size. Default 16 GiB.
+	MaxEntryBytes int64 `koanf:"max_entry_bytes"`
+	// MaxTotalBytes bounds the package's uncompressed size. Default 64 GiB.
+	MaxTotalBytes int64 `koanf:"max_total_bytes"`
+	// MaxRatio bounds uncompressed/compressed size of an entry (zip bombs
+	// reach millions; real CSV exports stay well under 100). Default 1000.
+	MaxRatio int64 `koanf:"max_ratio"`
+	// Encoding is the code page of delimited files without a byte-order
+	// mark: "utf-8" (default), "utf-16le", "windows-1252", any name known to
+	// golang.org/x/text/encoding/htmlindex. Jobs may override it.
+	Encoding string `koanf:"encoding"`
+}
+
+// WithDefaults fills zero fields.
+func (o Options) WithDefaults() Options {
+	if o.Format == "" {
+		o.Format = FormatJSON
+	}
+	if o.Compress == "" {
+		o.Compress = CompressNone
+	}
+	if o.MaxEntries == 0 {
+		o.MaxEntries = 10000
+	}
+	if o.MaxEntryBytes == 0 {
+		o.MaxEntryBytes = 16 << 30
+	}
+	if o.MaxTotalBytes == 0 {
+		o.MaxTotalBytes = 64 << 30
+	}
+	if o.MaxRatio == 0 {
+		o.MaxRatio = 1000
+	}
+	if o.Encoding == "" {
+		o.Encoding = "utf-8"
+	}
+	return o
+}
+
+// Validate reports problems keyed relative to [convert].
+func (o Options) Validate() conf.Problems {
+	var ps conf.Problems
+	if o.Format != FormatJSON && o.Format != FormatNDJSON {
+		ps.Add("format", `must be "json" or "ndjson", got %q`, o.Format)
+	}
+	switch o.Compress {
+	case CompressNone, CompressGzip, CompressZstd:
+	default:
+		ps.Add("compress", `must be "none", "gzip" or "zstd", got %q`, o.Compress)
+	}
+	if o.MaxEntries < 0 {
+		ps.Add("max_entries", "must not be negative")
+	}
+	if o.MaxEntryBytes < 0 {
+		ps.Add("max_entry_bytes", "must not be negative")
+	}
+	if o.MaxTotalBytes < 0 {
+		ps.Add("max_total_bytes", "must not be negative")
+	}
+	if o.MaxRatio < 0 {
+		ps.Add("max_ratio", "must not be negative")
+	}
+	if _, err := LookupEncoding(o.Encoding); err != nil {
+		ps.Add("encoding", "%v", err)
+	}
+	return ps
+}

@@ -1,0 +1,62 @@
+package files
+
+import (
+	"net/url"
+	"time"
+
+	"github.com/exportbridge/exportbridge/internal/conf"
+)
+
+// Config is [files]: where converted files live and how their URLs are signed.
+type Config struct {
+	// Dir holds converted files. Default "data/files".
+	Dir string `koanf:"dir"`
+	// URLTTL is the lifetime of each DownloadURL. Default 1h.
+	URLTTL time.Duration `koanf:"url_ttl"`
+	// Retention: converted files are deleted this long after they were
+	// written. Default 168h (7 days, as FinOps keeps its blobs).
+	Retention time.Duration `koanf:"retention"`
+	// SigningKey is the HMAC key for download URLs. Empty: one is generated
+	// once and kept in the store, so URLs survive restarts.
+	SigningKey string `koanf:"signing_key" secret:"true"`
+	// PublicURL is the base of download URLs; set by the adapter from
+	// [server] public_url, not read from [files].
+	PublicURL string `koanf:"-"`
+}
+
+// WithDefaults fills zero fields.
+func (c Config) WithDefaults() Config {
+	if c.Dir == "" {
+		c.Dir = "data/files"
+	}
+	if c.URLTTL == 0 {
+		c.URLTTL = time.Hour
+	}
+	if c.Retention == 0 {
+		c.Retention = 168 * time.Hour
+	}
+	return c
+}
+
+// Validate reports problems keyed relative to [files].
+func (c Config) Validate() conf.Problems {
+	var ps conf.Problems
+	if c.URLTTL <= 0 {
+		ps.Add("url_ttl", "must be positive")
+	}
+	if c.Retention <= 0 {
+		ps.Add("retention", "must be positive")
+	}
+	if c.Retention > 0 && c.URLTTL > c.Retention {
+		ps.Add("url_ttl", "(%s) is longer than retention (%s): links would outlive their files", c.URLTTL, c.Retention)
+	}
+	if c.SigningKey != "" && len(c.SigningKey) < 16 {
+		ps.Add("signing_key", "is too short: use at least 16 characters (32 random bytes recommended)")
+	}
+	if c.PublicURL != "" {
+		if u, err := url.Parse(c.PublicURL); err != nil || u.Host == "" {
+			ps.Add("public_url", "must be an absolute URL")
+		}
+	}
+	return ps
+}

@@ -1,0 +1,367 @@
+package finops
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/go-resty/resty/v2"
+	"github.com/rs/zerolog"
+)
+
+// Version is sent in User-Agent; the binary sets it at start.
+var Version = "dev"
+
+// Client talks to one FinOps environment.
+type Client struct {
+	cfg    Config
+	api    *resty.Client // API calls, bounded by cfg.Timeout
+	dl     *resty.Client // downloads, bounded by cfg.DownloadTimeout
+	tokens *tokenSource
+	log    zerolog.Logger
+	wait   func(ctx context.Context, d time.Duration) error
+	now    func() time.Time
+	rand   func() float64
+}
+
+// Option adjusts a Client; used by tests.
+type Option func(*Client)
+
+// WithWait replaces the function that waits between attempts, so tests can
+// record the requested waits instead of sleeping.
+func WithWait(wait func(ctx context.Context, d time.Duration) error) Option {
+	return func(c *Client) { c.wait = wait }
+}
+
+// WithClock replaces time.Now (token expiry, HTTP-date Retry-After).
+func WithClock(now func() time.Time) Option { return func(c *Client) { c.now = now } }
+
+// WithRand replaces the jitter source (returns values in [0,1)).
+func WithRand(r func() float64) Option { return func(c *Client) { c.rand = r } }
+
+// New returns a client for cfg (defaults applied by the caller or here).
+func New(cfg Config, log zerolog.Logger, opts ...Option) (*Client, error) {
+	cfg = cfg.WithDefaults()
+	if ps := cfg.Validate(); len(ps) > 0 {
+		return nil, fmt.Errorf("finops: invalid connection config: %w", ps)
+	}
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	c := &Client{
+		cfg:  cfg,
+		log:  log.With().Str("component", "finops").Logger(),
+		wait: sleepCtx,
+		now:  time.Now,
+		rand: defaultRand,
+	}
+	for _, o := range opts {
+		o(c)
+	}
+	newResty := func(timeout time.Duration) *resty.Client {
+		r := resty.NewWithClient(&http.Client{Transport: transport, Timeout: timeout})
+		r.SetRetryCount(0) // this package owns retries
+		r.SetLogger(restyLogger{})
+		r.SetHeader("User-Agent", "exportbridge/"+Version)
+		return r
+	}
+	c.api = newResty(cfg.Timeout)
+	c.dl = newResty(cfg.DownloadTimeout)
+	c.tokens = newTokenSource(cfg, &http.Client{Transport: transport, Timeout: cfg.Timeout}, func() time.Time { return c.now() })
+	return c, nil
+}
+
+// BaseURL returns the environment's base URL without a trailing slash.
+func (c *Client) BaseURL() string { return c.cfg.BaseURL }
+
+// Request is one logical call.
+type Request struct {
+	Op     string // names the call in errors and logs
+	Method string
+	// Path is relative to BaseURL ("api/connector/dequeue/…") or an absolute URL.
+	Path        string
+	Query       url.Values
+	JSON        any    // marshalled as the JSON body when non-nil
+	Body        []byte // raw body, used when JSON is nil
+	ContentType string
+	NoAuth      bool // blob SAS URLs must not carry a bearer token
+}
+
+// Response is a successful (2xx) answer.
+type Response struct {
+	StatusCode int
+	Header     http.Header
+	Body       []byte
+}
+
+// Do performs req with authentication and retries; any non-2xx answer that
+// is not retried comes back as a *StatusError.
+func (c *Client) Do(ctx context.Context, req Request) (*Response, error) {
+	var out *Response
+	err := c.retry(ctx, req, func(ctx context.Context, token string) (*http.Response, error) {
+		r := c.api.R().SetContext(ctx)
+		c.prepare(r, req, token)
+		resp, err := r.Execute(req.Method, c.url(req.Path))
+		if err != nil {
+			return nil, err
+		}
+		out = &Response{StatusCode: resp.StatusCode(), Header: resp.Header(), Body: resp.Body()}
+		return resp.RawResponse, nil
+	}, func(hr *http.Response) []byte { return out.Body })
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Download is a file fetched to disk.
+type Download struct {
+	Path   string
+	Size   int64
+	SHA256 string // hex
+}
+
+// Download streams the body of req to a new file in dir, computing its
+// SHA-256. It refuses bodies over MaxDownloadBytes and detects truncation
+// (fewer bytes than Content-Length). A failed download leaves no file.
+func (c *Client) Download(ctx context.Context, req Request, dir string) (*Download, error) {
+	if req.Method == "" {
+		req.Method = http.MethodGet
+	}
+	var dl *Download
+	err := c.retry(ctx, req, func(ctx context.Context, token string) (*http.Response, error) {
+		r := c.dl.R().SetContext(ctx).SetDoNotParseResponse(true)
+		c.prepare(r, req, token)
+		resp, err := r.Execute(req.Method, c.url(req.Path))
+		if err != nil {
+			return nil, err
+		}
+		hr := resp.RawResponse
+		if hr.StatusCode/100 != 2 {
+			return hr, nil // body read by the error path
+		}
+		defer hr.Body.Close()
+		d, err := c.save(hr, dir)
+		if err != nil {
+			return nil, err
+		}
+		dl = d
+		return hr, nil
+	}, func(hr *http.Response) []byte {
+		defer hr.Body.Close()
+		b, _ := io.ReadAll(io.LimitReader(hr.Body, maxErrorBody*4))
+		return b
+	})
+	if err != nil {
+		return nil, err
+	}
+	return dl, nil
+}
+
+func (c *Client) save(hr *http.Response, dir string) (_ *Download, err error) {
+	if hr.ContentLength > c.cfg.MaxDownloadBytes {
+		return nil, fmt.Errorf("%w: Content-Length %d exceeds max_download_bytes %d", ErrTooLarge, hr.ContentLength, c.cfg.MaxDownloadBytes)
+	}
+	f, err := os.CreateTemp(dir, "download-*.part")
+	if err != nil {
+		return nil, fmt.Errorf("finops: create download file: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(hr.Body, c.cfg.MaxDownloadBytes+1))
+	if err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, fmt.Errorf("%w after %d of %d bytes", ErrTruncated, n, hr.ContentLength)
+		}
+		return nil, fmt.Errorf("finops: reading download: %w", redactErr(err))
+	}
+	if n > c.cfg.MaxDownloadBytes {
+		return nil, fmt.Errorf("%w: more than max_download_bytes %d", ErrTooLarge, c.cfg.MaxDownloadBytes)
+	}
+	if hr.ContentLength >= 0 && n != hr.ContentLength {
+		return nil, fmt.Errorf("%w after %d of %d bytes", ErrTruncated, n, hr.ContentLength)
+	}
+	if err := f.Sync(); err != nil {
+		return nil, fmt.Errorf("finops: sync download: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return nil, fmt.Errorf("finops: close download: %w", err)
+	}
+	final := strings.TrimSuffix(f.Name(), ".part") + ".bin"
+	if err := os.Rename(f.Name(), final); err != nil {
+		return nil, fmt.Errorf("finops: rename download: %w", err)
+	}
+	return &Download{Path: filepath.Clean(final), Size: n, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
+}
+
+func (c *Client) url(path string) string {
+	if strings.HasPrefix(path, "http://") || strings.HasPrefix(path, "https://") {
+		return path
+	}
+	return c.cfg.BaseURL + "/" + strings.TrimLeft(path, "/")
+}
+
+func (c *Client) prepare(r *resty.Request, req Request, token string) {
+	if token != "" {
+		r.SetAuthToken(token)
+	}
+	if req.Query != nil {
+		r.SetQueryParamsFromValues(req.Query)
+	}
+	switch {
+	case req.JSON != nil:
+		r.SetHeader("Content-Type", "application/json")
+		r.SetBody(req.JSON)
+	case req.Body != nil:
+		ct := req.ContentType
+		if ct == "" {
+			ct = "application/octet-stream"
+		}
+		r.SetHeader("Content-Type", ct)
+		r.SetBody(req.Body)
+	}
+}
+
+// attemptFunc makes one HTTP attempt. It returns the response (whose status
+// decides what happens next) or a transport error.
+type attemptFunc func(ctx context.Context, token string) (*http.Response, error)
+
+// retry runs attempts under the retry policy: 401 → new token, once;
+// 429/503 → wait Retry-After (not counted as an attempt, bounded by
+// MaxThrottleWait); other 5xx, timeouts, connection errors and truncated
+// downloads → capped exponential backoff up to MaxAttempts. errBody reads
+// the body of a non-2xx response for the error message.
+func (c *Client) retry(ctx context.Context, req Request, attempt attemptFunc, errBody func(*http.Response) []byte) error {
+	target := RedactURL(c.url(req.Path))
+	failures, throttled := 0, time.Duration(0)
+	reauthed := false
+	for {
+		token := ""
+		if !req.NoAuth {
+			t, err := c.tokens.token(ctx)
+			if err != nil {
+				var te *TokenError
+				if errors.As(err, &te) && te.retryable() && ctx.Err() == nil {
+					failures++
+					if failures < c.cfg.MaxAttempts {
+						if werr := c.pause(ctx, req, backoff(failures, c.cfg.RetryBase, c.cfg.RetryMax, c.rand), err); werr != nil {
+							return werr
+						}
+						continue
+					}
+				}
+				return err
+			}
+			token = t
+		}
+		actx, cancel := context.WithCancel(ctx)
+		hr, err := attempt(actx, token)
+		var body []byte
+		status := 0
+		if err == nil && hr.StatusCode/100 != 2 {
+			status = hr.StatusCode
+			body = errBody(hr)
+		}
+		cancel()
+		if err == nil && status == 0 {
+			return nil
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("finops %s: %w", req.Op, ctx.Err())
+			}
+			err = fmt.Errorf("finops %s: %w", req.Op, redactErr(err))
+			if !transient(err) {
+				return err
+			}
+			failures++
+			if failures >= c.cfg.MaxAttempts {
+				return fmt.Errorf("%w (gave up after %d attempts)", err, failures)
+			}
+			if werr := c.pause(ctx, req, backoff(failures, c.cfg.RetryBase, c.cfg.RetryMax, c.rand), err); werr != nil {
+				return werr
+			}
+			continue
+		}
+		code, msg := parseErrorBody(body)
+		serr := &StatusError{Op: req.Op, Method: req.Method, URL: target, StatusCode: status, Message: msg, Code: code}
+		switch {
+		case status == http.StatusUnauthorized && !req.NoAuth && !reauthed:
+			reauthed = true
+			c.tokens.invalidate(token)
+			c.log.Debug().Str("op", req.Op).Msg("token refused, fetching a new one")
+			continue
+		case status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable:
+			d, ok := retryAfter(hr.Header, c.now())
+			if !ok {
+				d = defaultRetryAfter
+			}
+			if throttled+d > c.cfg.MaxThrottleWait {
+				return fmt.Errorf("%w: %w", ErrThrottled, serr)
+			}
+			throttled += d
+			if werr := c.pause(ctx, req, d, serr); werr != nil {
+				return werr
+			}
+		case status >= 500 || status == http.StatusRequestTimeout:
+			failures++
+			if failures >= c.cfg.MaxAttempts {
+				return fmt.Errorf("%w (gave up after %d attempts)", serr, failures)
+			}
+			if werr := c.pause(ctx, req, backoff(failures, c.cfg.RetryBase, c.cfg.RetryMax, c.rand), serr); werr != nil {
+				return werr
+			}
+		default:
+			return serr
+		}
+	}
+}
+
+func (c *Client) pause(ctx context.Context, req Request, d time.Duration, cause error) error {
+	c.log.Warn().Str("op", req.Op).Dur("retry_in", d).Err(cause).Msg("retrying FinOps call")
+	if err := c.wait(ctx, d); err != nil {
+		return fmt.Errorf("finops %s: %w (while waiting to retry after: %w)", req.Op, err, cause)
+	}
+	return nil
+}
+
+// transient reports whether a transport-level failure may succeed if tried
+// again: timeouts, refused or reset connections, truncated bodies.
+func transient(err error) bool {
+	if errors.Is(err, ErrTooLarge) {
+		return false
+	}
+	if errors.Is(err, ErrTruncated) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		return true
+	}
+	var ne net.Error
+	if errors.As(err, &ne) {
+		return true
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) {
+		return true
+	}
+	return errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "connection reset")
+}
+
+// restyLogger silences resty's own logging: this package logs what matters
+// with context, and resty's messages can contain full URLs.
+type restyLogger struct{}
+
+func (restyLogger) Errorf(string, ...any) {}
+func (restyLogger) Warnf(string, ...any)  {}
+func (restyLogger) Debugf(string, ...any) {}

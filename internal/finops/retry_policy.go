@@ -1,0 +1,65 @@
+package finops
+
+import (
+	"context"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// defaultRetryAfter is used when a 429/503 carries no usable Retry-After; the
+// FinOps docs' sample client uses 30 s.
+const defaultRetryAfter = 30 * time.Second
+
+// retryAfter parses a Retry-After header (delta-seconds or HTTP-date).
+func retryAfter(h http.Header, now time.Time) (time.Duration, bool) {
+	v := strings.TrimSpace(h.Get("Retry-After"))
+	if v == "" {
+		return 0, false
+	}
+	if secs, err := strconv.Atoi(v); err == nil {
+		if secs < 0 {
+			return 0, false
+		}
+		return time.Duration(secs) * time.Second, true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := t.Sub(now); d > 0 {
+			return d, true
+		}
+		return 0, true
+	}
+	return 0, false
+}
+
+// backoff returns the wait before attempt n+1 (n ≥ 1 failed attempts so far):
+// base·2^(n-1) capped at max, with "equal jitter" (half fixed, half random)
+// so that many clients retrying together spread out but never retry at once.
+func backoff(n int, base, ceiling time.Duration, rnd func() float64) time.Duration {
+	d := base
+	for i := 1; i < n && d < ceiling; i++ {
+		d *= 2
+	}
+	d = min(d, ceiling)
+	half := d / 2
+	return half + time.Duration(rnd()*float64(half))
+}
+
+func defaultRand() float64 { return rand.Float64() }
+
+// sleepCtx waits for d or until ctx ends.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
