@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
@@ -44,6 +45,7 @@ FILE defaults to $EXPORTBRIDGE_CONFIG, then ./config.toml.
 `
 
 func main() {
+	finops.Version = versionString()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
@@ -51,7 +53,6 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	finops.Version = versionString()
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return exitUsage
@@ -66,6 +67,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return cmdCheckConfig(args, stdout, stderr)
 	case "sim":
 		return cmdSim(ctx, args, stderr)
+	case "convert":
+		return cmdConvert(ctx, args, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "exportbridge", versionString())
 		return exitOK
@@ -196,4 +199,33 @@ func cmdSim(ctx context.Context, args []string, stderr io.Writer) int {
 		return exitFailed
 	}
 	return exitOK
+}
+
+func cmdConvert(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("convert", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	out := fs.String("out", "", "output directory (required)")
+	format := fs.String("format", "json", "json | ndjson")
+	compress := fs.String("compress", "none", "none | gzip | zstd")
+	encoding := fs.String("encoding", "utf-8", "code page of delimited files without a BOM")
+	// Accept the package before or after the flags.
+	var pkg string
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		pkg, args = args[0], args[1:]
+	}
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if pkg == "" && fs.NArg() == 1 {
+		pkg = fs.Arg(0)
+	}
+	if pkg == "" || *out == "" {
+		fmt.Fprintln(stderr, "usage: exportbridge convert PACKAGE.zip --out DIR [--format json|ndjson] [--compress none|gzip|zstd]")
+		return exitUsage
+	}
+	code, err := adapter.ConvertPackage(ctx, pkg, *out, adapter.ConvertOptions{Format: *format, Compress: *compress, Encoding: *encoding}, stdout)
+	if err != nil {
+		fmt.Fprintln(stderr, "convert:", err)
+	}
+	return code
 }

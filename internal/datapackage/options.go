@@ -32,6 +32,13 @@ type Options struct {
 	// mark: "utf-8" (default), "utf-16le", "windows-1252", any name known to
 	// golang.org/x/text/encoding/htmlindex. Jobs may override it.
 	Encoding string `koanf:"encoding"`
+
+	// BareName is the entity name for a download that is not a zip but a
+	// single entity file ("File" recurring jobs). Default: the file name
+	// without extension.
+	BareName string `koanf:"-"`
+	// Progress, when set, is called as records are converted.
+	Progress func(entity string, records int64) `koanf:"-"`
 }
 
 // WithDefaults fills zero fields.

@@ -1,0 +1,305 @@
+package datapackage
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"unicode/utf8"
+)
+
+// CSV parse errors; the messages follow encoding/csv's.
+var (
+	errBareQuote  = errors.New(`bare " in non-quoted field`)
+	errQuote      = errors.New(`extraneous or missing " in quoted field`)
+	errFieldCount = errors.New("wrong number of fields")
+	errNoHeader   = errors.New("no header row")
+)
+
+// csvConverter converts delimited text to JSON records keyed by the header
+// row. Its semantics follow encoding/csv with FieldsPerRecord = 0 (every
+// record has the header's field count), LazyQuotes = false: "\r\n" line ends
+// read as "\n" (also inside quoted fields), empty lines are skipped, a quote
+// inside an unquoted field is an error.
+type csvConverter struct {
+	delim byte
+	r     *bufio.Reader
+	rw    *recordWriter
+	line  int64 // physical line of the last line read
+
+	class [256]uint8 // non-zero: byte needs attention inside an unquoted field
+	keys  [][]byte   // per column: `{"KEY":"` or `,"KEY":"`
+	fixed []byte     // scratch for lines with invalid UTF-8
+	marks []int      // while reading the header: where each field starts
+}
+
+const (
+	clsEscape = 1 // needs JSON escaping (control, backslash)
+	clsDelim  = 2
+	clsQuote  = 3
+)
+
+func newCSVConverter(r io.Reader, delim byte, rw *recordWriter) *csvConverter {
+	c := &csvConverter{delim: delim, r: bufio.NewReaderSize(r, 1<<20), rw: rw}
+	for b := 0; b < 0x20; b++ {
+		c.class[b] = clsEscape
+	}
+	c.class['\\'] = clsEscape
+	c.class['"'] = clsQuote
+	c.class[delim] = clsDelim
+	return c
+}
+
+// readLine returns the next physical line with "\r\n" normalised to "\n"
+// (and a final "\r" before EOF dropped), or io.EOF. The slice is valid until
+// the next call.
+func (c *csvConverter) readLine() ([]byte, error) {
+	line, err := c.r.ReadSlice('\n')
+	if errors.Is(err, bufio.ErrBufferFull) {
+		buf := append([]byte(nil), line...)
+		for errors.Is(err, bufio.ErrBufferFull) {
+			line, err = c.r.ReadSlice('\n')
+			buf = append(buf, line...)
+		}
+		line = buf
+	}
+	if len(line) > 0 && err == io.EOF {
+		err = nil
+		if line[len(line)-1] == '\r' {
+			line = line[:len(line)-1]
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	c.line++
+	if n := len(line); n >= 2 && line[n-2] == '\r' && line[n-1] == '\n' {
+		line[n-2] = '\n'
+		line = line[:n-1]
+	}
+	if !utf8.Valid(line) {
+		c.fixed = bytes.ToValidUTF8(line, []byte("\uFFFD"))
+		line = c.fixed
+	}
+	return line, nil
+}
+
+// nextLine returns the next non-empty line, or io.EOF.
+func (c *csvConverter) nextLine() ([]byte, error) {
+	for {
+		line, err := c.readLine()
+		if err != nil {
+			return nil, err
+		}
+		if len(line) == 1 && line[0] == '\n' {
+			continue // encoding/csv skips empty lines
+		}
+		return line, nil
+	}
+}
+
+// parseRecord parses one record starting at line, appending each field to
+// c.rw.out behind keyFor(i), and returns the field count. It reads further
+// lines while a quoted field spans them.
+func (c *csvConverter) parseRecord(line []byte, keyFor func(i int) []byte) (int, error) {
+	out := c.rw.out
+	defer func() { c.rw.out = out }()
+	field := 0
+	pos := 0
+	for {
+		out = append(out, keyFor(field)...)
+		if c.marks != nil {
+			c.marks = append(c.marks, len(out))
+		}
+		if pos < len(line) && line[pos] == '"' {
+			// Quoted field.
+			pos++
+			for {
+				i := bytes.IndexByte(line[pos:], '"')
+				if i < 0 {
+					// The field goes on past this line.
+					out = appendJSONString(out, line[pos:])
+					if len(line) == 0 || line[len(line)-1] != '\n' {
+						return field + 1, &lineError{line: c.line, err: errQuote}
+					}
+					next, err := c.readLine()
+					if err != nil {
+						if err == io.EOF {
+							return field + 1, &lineError{line: c.line, err: errQuote}
+						}
+						return field + 1, err
+					}
+					line, pos = next, 0
+					continue
+				}
+				out = appendJSONString(out, line[pos:pos+i])
+				pos += i + 1
+				if pos < len(line) && line[pos] == '"' {
+					out = append(out, '\\', '"')
+					pos++
+					continue
+				}
+				break
+			}
+			out = append(out, '"')
+			field++
+			switch {
+			case pos < len(line) && line[pos] == c.delim:
+				pos++
+				continue
+			case pos >= len(line) || line[pos] == '\n':
+				return field, nil
+			default:
+				return field, &lineError{line: c.line, err: errQuote}
+			}
+		}
+		// Unquoted field: copy runs of plain bytes, stop at the delimiter or
+		// the line end.
+		start := pos
+		for pos < len(line) {
+			b := line[pos]
+			cls := c.class[b]
+			if cls == 0 {
+				pos++
+				continue
+			}
+			if cls == clsDelim {
+				break
+			}
+			if cls == clsQuote {
+				return field + 1, &lineError{line: c.line, err: errBareQuote}
+			}
+			if b == '\n' && pos == len(line)-1 {
+				break
+			}
+			out = append(out, line[start:pos]...)
+			out = appendEscape(out, b)
+			pos++
+			start = pos
+		}
+		out = append(out, line[start:pos]...)
+		out = append(out, '"')
+		field++
+		if pos < len(line) && line[pos] == c.delim {
+			pos++
+			continue
+		}
+		return field, nil
+	}
+}
+
+// readHeader parses the first non-empty record into column keys.
+func (c *csvConverter) readHeader() error {
+	line, err := c.nextLine()
+	if err == io.EOF {
+		return &lineError{line: c.line + 1, err: errNoHeader}
+	}
+	if err != nil {
+		return err
+	}
+	saved := c.rw.out
+	c.rw.out = nil
+	c.marks = []int{}
+	n, err := c.parseRecord(line, func(int) []byte { return nil })
+	raw, bounds := c.rw.out, append(c.marks, len(c.rw.out))
+	c.rw.out, c.marks = saved, nil
+	if err != nil {
+		return err
+	}
+	seen := map[string]int{}
+	for i := 0; i < n; i++ {
+		name := raw[bounds[i] : bounds[i+1]-1] // drop the closing quote
+		if len(name) == 0 {
+			name = []byte("column_" + strconv.Itoa(i+1))
+		}
+		key := string(name)
+		if seen[key] > 0 { // keep every column: a duplicate name gets a suffix
+			seen[key]++
+			key = fmt.Sprintf("%s_%d", key, seen[key])
+		} else {
+			seen[key] = 1
+		}
+		sep := byte(',')
+		if i == 0 {
+			sep = '{'
+		}
+		c.keys = append(c.keys, []byte(string(sep)+`"`+key+`":"`))
+	}
+	return nil
+}
+
+// Header returns the column names (JSON-escaped).
+func (c *csvConverter) header() []string {
+	out := make([]string, len(c.keys))
+	for i, k := range c.keys {
+		out[i] = string(k[2 : len(k)-3])
+	}
+	return out
+}
+
+// convert writes every record; the header must have been read.
+func (c *csvConverter) convert() error {
+	cols := len(c.keys)
+	keyFor := func(i int) []byte {
+		if i < cols {
+			return c.keys[i]
+		}
+		return nil
+	}
+	for {
+		line, err := c.nextLine()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		start := c.line
+		mark := len(c.rw.out)
+		c.rw.startRecord()
+		n, err := c.parseRecord(line, keyFor)
+		if err != nil {
+			return err
+		}
+		if n != cols {
+			c.rw.out = c.rw.out[:mark]
+			return &lineError{line: start, err: fmt.Errorf("%w: record has %d fields, the header has %d", errFieldCount, n, cols)}
+		}
+		c.rw.out = append(c.rw.out, '}')
+		if err := c.rw.endRecord(); err != nil {
+			return err
+		}
+	}
+}
+
+// sniffDelimiter picks the delimiter that occurs most often outside quotes
+// in the first line, among the five DMF supports; comma wins ties.
+func sniffDelimiter(head []byte) byte {
+	counts := map[byte]int{}
+	inQuote := false
+	for _, b := range head {
+		if b == '"' {
+			inQuote = !inQuote
+			continue
+		}
+		if inQuote {
+			continue
+		}
+		if b == '\n' {
+			break
+		}
+		switch b {
+		case ',', ';', '\t', '|', ':':
+			counts[b]++
+		}
+	}
+	best, bestN := byte(','), counts[',']
+	for _, d := range []byte{'\t', ';', '|', ':'} {
+		if counts[d] > bestN {
+			best, bestN = d, counts[d]
+		}
+	}
+	return best
+}

@@ -1,0 +1,99 @@
+package datapackage
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+)
+
+// outputFile is a converted file being written: converter → (compressor) →
+// SHA-256 and byte count → temp file, renamed into place by commit.
+type outputFile struct {
+	f     *os.File
+	final string
+	sum   hash.Hash
+	n     int64
+	comp  io.WriteCloser // nil when not compressing
+	sink  *asyncWriter
+}
+
+type countingHash struct {
+	w io.Writer
+	h hash.Hash
+	n *int64
+}
+
+func (c countingHash) Write(p []byte) (int, error) {
+	c.h.Write(p)
+	*c.n += int64(len(p))
+	return c.w.Write(p)
+}
+
+func createOutput(final, compress string) (*outputFile, error) {
+	f, err := os.CreateTemp(filepath.Dir(final), ".convert-*.tmp")
+	if err != nil {
+		return nil, err
+	}
+	o := &outputFile{f: f, final: final, sum: sha256.New()}
+	var w io.Writer = countingHash{w: f, h: o.sum, n: &o.n}
+	switch compress {
+	case CompressGzip:
+		gz, _ := gzip.NewWriterLevel(w, gzip.DefaultCompression)
+		o.comp, w = gz, gz
+	case CompressZstd:
+		zw, err := zstd.NewWriter(w, zstd.WithEncoderConcurrency(1))
+		if err != nil {
+			o.abort()
+			return nil, err
+		}
+		o.comp, w = zw, zw
+	}
+	o.sink = newAsyncWriter(w, 3)
+	return o, nil
+}
+
+// commit flushes, syncs and renames the file into place.
+func (o *outputFile) commit() (size int64, sum string, err error) {
+	err = o.sink.close()
+	o.sink = nil
+	if err != nil {
+		o.abort()
+		return 0, "", fmt.Errorf("writing output: %w", err)
+	}
+	if o.comp != nil {
+		if err := o.comp.Close(); err != nil {
+			o.abort()
+			return 0, "", fmt.Errorf("compressing output: %w", err)
+		}
+	}
+	if err := o.f.Sync(); err != nil {
+		o.abort()
+		return 0, "", fmt.Errorf("syncing output: %w", err)
+	}
+	if err := o.f.Close(); err != nil {
+		os.Remove(o.f.Name())
+		return 0, "", err
+	}
+	if err := os.Rename(o.f.Name(), o.final); err != nil {
+		os.Remove(o.f.Name())
+		return 0, "", err
+	}
+	return o.n, hex.EncodeToString(o.sum.Sum(nil)), nil
+}
+
+// abort discards the file.
+func (o *outputFile) abort() {
+	if o.sink != nil {
+		_ = o.sink.close()
+		o.sink = nil
+	}
+	o.f.Close()
+	os.Remove(o.f.Name())
+}

@@ -1,0 +1,174 @@
+package datapackage
+
+import (
+	"context"
+	"errors"
+	"io"
+)
+
+// outBufSize is the size of one output buffer handed to the writer goroutine.
+const outBufSize = 256 << 10
+
+// recordWriter frames records as a JSON array or NDJSON and hands full
+// buffers to an asyncWriter, so the converter never waits for hashing,
+// compression or the disk unless every buffer is in flight.
+type recordWriter struct {
+	out  []byte // the buffer being filled; converters append to it directly
+	sink *asyncWriter
+	ctx  context.Context
+	// progress, when set, is told the record count at every flush.
+	progress func(records int64)
+	ndjson   bool
+	records  int64
+}
+
+func newRecordWriter(ctx context.Context, sink *asyncWriter, format string) *recordWriter {
+	rw := &recordWriter{ctx: ctx, sink: sink, ndjson: format == FormatNDJSON, out: sink.buffer()}
+	if !rw.ndjson {
+		rw.out = append(rw.out, '[')
+	}
+	return rw
+}
+
+// startRecord writes the separator before a record.
+func (rw *recordWriter) startRecord() {
+	if !rw.ndjson {
+		if rw.records > 0 {
+			rw.out = append(rw.out, ',', '\n')
+		} else {
+			rw.out = append(rw.out, '\n')
+		}
+	}
+}
+
+// endRecord counts a finished record and flushes a full buffer.
+func (rw *recordWriter) endRecord() error {
+	rw.records++
+	if rw.ndjson {
+		rw.out = append(rw.out, '\n')
+	}
+	if len(rw.out) >= outBufSize-outBufSize/8 {
+		return rw.flush()
+	}
+	return nil
+}
+
+func (rw *recordWriter) flush() error {
+	if len(rw.out) == 0 {
+		return nil
+	}
+	if err := rw.ctx.Err(); err != nil {
+		return err
+	}
+	if rw.progress != nil {
+		rw.progress(rw.records)
+	}
+	if err := rw.sink.send(rw.out); err != nil {
+		return err
+	}
+	rw.out = rw.sink.buffer()
+	return nil
+}
+
+// finish closes the array and flushes everything.
+func (rw *recordWriter) finish() error {
+	if !rw.ndjson {
+		if rw.records > 0 {
+			rw.out = append(rw.out, '\n')
+		}
+		rw.out = append(rw.out, ']', '\n')
+	}
+	return rw.flush()
+}
+
+// asyncWriter writes buffers to w on its own goroutine, recycling them.
+type asyncWriter struct {
+	w    io.Writer
+	full chan []byte
+	free chan []byte
+	done chan error
+	err  error
+}
+
+func newAsyncWriter(w io.Writer, buffers int) *asyncWriter {
+	a := &asyncWriter{w: w, full: make(chan []byte, buffers), free: make(chan []byte, buffers+1), done: make(chan error, 1)}
+	for range buffers + 1 {
+		a.free <- make([]byte, 0, outBufSize+outBufSize/4)
+	}
+	go a.loop()
+	return a
+}
+
+func (a *asyncWriter) loop() {
+	var err error
+	for b := range a.full {
+		if err == nil {
+			_, err = a.w.Write(b)
+		}
+		a.free <- b[:0]
+	}
+	a.done <- err
+}
+
+func (a *asyncWriter) buffer() []byte { return <-a.free }
+
+var errWriterFailed = errors.New("output writer failed")
+
+func (a *asyncWriter) send(b []byte) error {
+	select {
+	case err := <-a.done: // the writer stopped early
+		a.err = err
+		return err
+	default:
+	}
+	a.full <- b
+	return nil
+}
+
+// close waits for every buffer to be written and returns the first error.
+func (a *asyncWriter) close() error {
+	close(a.full)
+	if a.err != nil {
+		return a.err
+	}
+	err := <-a.done
+	if err != nil {
+		return err
+	}
+	return nil
+}
+
+// appendJSONString appends s's content escaped for a JSON string (without
+// the quotes). s must be valid UTF-8.
+func appendJSONString(dst, s []byte) []byte {
+	start := 0
+	for i := 0; i < len(s); i++ {
+		b := s[i]
+		if b >= 0x20 && b != '"' && b != '\\' {
+			continue
+		}
+		dst = append(dst, s[start:i]...)
+		dst = appendEscape(dst, b)
+		start = i + 1
+	}
+	return append(dst, s[start:]...)
+}
+
+const hexDigits = "0123456789abcdef"
+
+func appendEscape(dst []byte, b byte) []byte {
+	switch b {
+	case '"':
+		return append(dst, '\\', '"')
+	case '\\':
+		return append(dst, '\\', '\\')
+	case '\n':
+		return append(dst, '\\', 'n')
+	case '\r':
+		return append(dst, '\\', 'r')
+	case '\t':
+		return append(dst, '\\', 't')
+	default:
+		return append(dst, '\\', 'u', '0', '0', hexDigits[b>>4], hexDigits[b&0xF])
+	}
+}
