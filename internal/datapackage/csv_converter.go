@@ -29,24 +29,28 @@ type csvConverter struct {
 	rw    *recordWriter
 	line  int64 // physical line of the last line read
 
-	class [256]uint8 // non-zero: byte needs attention inside an unquoted field
-	keys  [][]byte   // per column: `{"KEY":"` or `,"KEY":"`
-	fixed []byte     // scratch for lines with invalid UTF-8
-	marks []int      // while reading the header: where each field starts
+	class     [256]uint8 // non-zero: byte needs attention inside an unquoted field
+	delimWord uint64     // the delimiter in every byte, for plainPrefix
+	keys      [][]byte   // per column: `{"KEY":"` or `,"KEY":"`
+	marks     []int      // while reading the header: where each field starts
 }
 
 const (
 	clsEscape = 1 // needs JSON escaping (control, backslash)
 	clsDelim  = 2
 	clsQuote  = 3
+	clsUTF8   = 4 // start of a multi-byte sequence: validated inline
 )
 
 func newCSVConverter(r io.Reader, delim byte, rw *recordWriter) *csvConverter {
-	c := &csvConverter{delim: delim, r: bufio.NewReaderSize(r, 1<<20), rw: rw}
+	c := &csvConverter{delim: delim, delimWord: wordOf(delim), r: bufio.NewReaderSize(r, 256<<10), rw: rw}
 	for b := 0; b < 0x20; b++ {
 		c.class[b] = clsEscape
 	}
 	c.class['\\'] = clsEscape
+	for b := 0x80; b < 0x100; b++ {
+		c.class[b] = clsUTF8
+	}
 	c.class['"'] = clsQuote
 	c.class[delim] = clsDelim
 	return c
@@ -79,10 +83,6 @@ func (c *csvConverter) readLine() ([]byte, error) {
 		line[n-2] = '\n'
 		line = line[:n-1]
 	}
-	if !utf8.Valid(line) {
-		c.fixed = bytes.ToValidUTF8(line, []byte("\uFFFD"))
-		line = c.fixed
-	}
 	return line, nil
 }
 
@@ -103,13 +103,15 @@ func (c *csvConverter) nextLine() ([]byte, error) {
 // parseRecord parses one record starting at line, appending each field to
 // c.rw.out behind keyFor(i), and returns the field count. It reads further
 // lines while a quoted field spans them.
-func (c *csvConverter) parseRecord(line []byte, keyFor func(i int) []byte) (int, error) {
+func (c *csvConverter) parseRecord(line []byte, keys [][]byte) (int, error) {
 	out := c.rw.out
 	defer func() { c.rw.out = out }()
 	field := 0
 	pos := 0
 	for {
-		out = append(out, keyFor(field)...)
+		if field < len(keys) {
+			out = append(out, keys[field]...)
+		}
 		if c.marks != nil {
 			c.marks = append(c.marks, len(out))
 		}
@@ -158,26 +160,36 @@ func (c *csvConverter) parseRecord(line []byte, keyFor func(i int) []byte) (int,
 		// Unquoted field: copy runs of plain bytes, stop at the delimiter or
 		// the line end.
 		start := pos
-		for pos < len(line) {
+	scan:
+		for {
+			pos += plainPrefix(line[pos:], c.delimWord)
+			if pos >= len(line) {
+				break
+			}
 			b := line[pos]
-			cls := c.class[b]
-			if cls == 0 {
-				pos++
-				continue
-			}
-			if cls == clsDelim {
-				break
-			}
-			if cls == clsQuote {
+			switch c.class[b] {
+			case clsDelim:
+				break scan
+			case clsQuote:
 				return field + 1, &lineError{line: c.line, err: errBareQuote}
+			case clsUTF8:
+				if _, size := utf8.DecodeRune(line[pos:]); size > 1 {
+					pos += size
+					continue
+				}
+				out = append(out, line[start:pos]...)
+				out = append(out, "\\ufffd"...) // invalid UTF-8, as encoding/json does
+				pos++
+				start = pos
+			default:
+				if b == '\n' && pos == len(line)-1 {
+					break scan
+				}
+				out = append(out, line[start:pos]...)
+				out = appendEscape(out, b)
+				pos++
+				start = pos
 			}
-			if b == '\n' && pos == len(line)-1 {
-				break
-			}
-			out = append(out, line[start:pos]...)
-			out = appendEscape(out, b)
-			pos++
-			start = pos
 		}
 		out = append(out, line[start:pos]...)
 		out = append(out, '"')
@@ -202,7 +214,7 @@ func (c *csvConverter) readHeader() error {
 	saved := c.rw.out
 	c.rw.out = nil
 	c.marks = []int{}
-	n, err := c.parseRecord(line, func(int) []byte { return nil })
+	n, err := c.parseRecord(line, nil)
 	raw, bounds := c.rw.out, append(c.marks, len(c.rw.out))
 	c.rw.out, c.marks = saved, nil
 	if err != nil {
@@ -242,12 +254,6 @@ func (c *csvConverter) header() []string {
 // convert writes every record; the header must have been read.
 func (c *csvConverter) convert() error {
 	cols := len(c.keys)
-	keyFor := func(i int) []byte {
-		if i < cols {
-			return c.keys[i]
-		}
-		return nil
-	}
 	for {
 		line, err := c.nextLine()
 		if err == io.EOF {
@@ -259,7 +265,7 @@ func (c *csvConverter) convert() error {
 		start := c.line
 		mark := len(c.rw.out)
 		c.rw.startRecord()
-		n, err := c.parseRecord(line, keyFor)
+		n, err := c.parseRecord(line, c.keys)
 		if err != nil {
 			return err
 		}

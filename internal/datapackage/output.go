@@ -24,16 +24,27 @@ type outputFile struct {
 	sink  *asyncWriter
 }
 
-type countingHash struct {
-	w io.Writer
-	h hash.Hash
-	n *int64
+// writebackEvery is how many bytes are written between writeback requests.
+const writebackEvery = 8 << 20
+
+// fileSink hashes and counts what it writes to the file, and starts
+// writeback every writebackEvery bytes.
+type fileSink struct {
+	f       *os.File
+	h       hash.Hash
+	n       *int64
+	flushed int64 // bytes handed to writeback so far
 }
 
-func (c countingHash) Write(p []byte) (int, error) {
-	c.h.Write(p)
-	*c.n += int64(len(p))
-	return c.w.Write(p)
+func (s *fileSink) Write(p []byte) (int, error) {
+	s.h.Write(p)
+	n, err := s.f.Write(p)
+	*s.n += int64(n)
+	if *s.n-s.flushed >= writebackEvery {
+		startWriteback(s.f, s.flushed, *s.n-s.flushed)
+		s.flushed = *s.n
+	}
+	return n, err
 }
 
 func createOutput(final, compress string) (*outputFile, error) {
@@ -42,7 +53,7 @@ func createOutput(final, compress string) (*outputFile, error) {
 		return nil, err
 	}
 	o := &outputFile{f: f, final: final, sum: sha256.New()}
-	var w io.Writer = countingHash{w: f, h: o.sum, n: &o.n}
+	var w io.Writer = &fileSink{f: f, h: o.sum, n: &o.n}
 	switch compress {
 	case CompressGzip:
 		gz, _ := gzip.NewWriterLevel(w, gzip.DefaultCompression)
@@ -78,6 +89,10 @@ func (o *outputFile) commit() (size int64, sum string, err error) {
 		return 0, "", fmt.Errorf("syncing output: %w", err)
 	}
 	if err := o.f.Close(); err != nil {
+		os.Remove(o.f.Name())
+		return 0, "", err
+	}
+	if err := os.Chmod(o.f.Name(), 0o644); err != nil { // CreateTemp makes 0600
 		os.Remove(o.f.Name())
 		return 0, "", err
 	}

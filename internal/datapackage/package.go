@@ -357,7 +357,7 @@ func convertText(br *bufio.Reader, k kind, delim byte, utf16 bool, fallback enco
 	r := textReader(br, fallback, utf16)
 	switch k {
 	case kindDelimited:
-		tr := bufio.NewReaderSize(r, 1<<20)
+		tr := bufio.NewReaderSize(r, 256<<10)
 		if delim == 0 {
 			head, _ := tr.Peek(64 << 10)
 			delim = sniffDelimiter(head)

@@ -23,7 +23,7 @@ type chunk struct {
 }
 
 const (
-	readAheadBuf   = 1 << 20
+	readAheadBuf   = 512 << 10
 	readAheadCount = 4
 )
 

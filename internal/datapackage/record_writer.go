@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"unicode/utf8"
 )
 
 // outBufSize is the size of one output buffer handed to the writer goroutine.
@@ -139,17 +140,30 @@ func (a *asyncWriter) close() error {
 }
 
 // appendJSONString appends s's content escaped for a JSON string (without
-// the quotes). s must be valid UTF-8.
+// the quotes); invalid UTF-8 becomes U+FFFD, as encoding/json does.
 func appendJSONString(dst, s []byte) []byte {
 	start := 0
-	for i := 0; i < len(s); i++ {
+	for i := 0; i < len(s); {
+		i += plainPrefix(s[i:], quoteWord) // no delimiter inside a JSON string
+		if i >= len(s) {
+			break
+		}
 		b := s[i]
-		if b >= 0x20 && b != '"' && b != '\\' {
+		if b >= utf8.RuneSelf {
+			if _, size := utf8.DecodeRune(s[i:]); size > 1 {
+				i += size
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, "\\ufffd"...)
+			i++
+			start = i
 			continue
 		}
 		dst = append(dst, s[start:i]...)
 		dst = appendEscape(dst, b)
-		start = i + 1
+		i++
+		start = i
 	}
 	return append(dst, s[start:]...)
 }

@@ -79,12 +79,19 @@ func (p Package) Zip() []byte {
 	for _, e := range p.Entities {
 		write(e.File, e.Render())
 	}
-	write("Manifest.xml", UTF16LE(p.manifest()))
-	write("PackageHeader.xml", UTF16LE(p.header()))
+	for _, name := range []string{"Manifest.xml", "PackageHeader.xml"} {
+		write(name, p.MetadataFiles()[name])
+	}
 	if err := zw.Close(); err != nil {
 		panic(err)
 	}
 	return buf.Bytes()
+}
+
+// MetadataFiles returns Manifest.xml and PackageHeader.xml as FinOps writes
+// them: UTF-16 LE with a byte-order mark.
+func (p Package) MetadataFiles() map[string][]byte {
+	return map[string][]byte{"Manifest.xml": UTF16LE(p.manifest()), "PackageHeader.xml": UTF16LE(p.header())}
 }
 
 // Render returns the entity file's bytes in its format.
