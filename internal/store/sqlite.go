@@ -1,0 +1,562 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// SQLite is the embedded Store.
+type SQLite struct {
+	db *sql.DB
+	// mu serialises write transactions: SQLite has one writer, and
+	// serialising here avoids SQLITE_BUSY retries under load.
+	mu        sync.Mutex
+	closeOnce sync.Once
+}
+
+var _ Store = (*SQLite)(nil)
+
+// OpenSQLite opens (creating if needed) the database at path and applies
+// pending migrations.
+func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
+	}
+	// WAL lets readers proceed during a write; NORMAL sync is durable
+	// against process crashes (CommitPackage raises it to FULL for the
+	// commit that precedes an ack, see there).
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)&_txlock=immediate"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(4)
+	s := &SQLite{db: db}
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *SQLite) migrate(ctx context.Context) error {
+	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
+		return fmt.Errorf("store: migrations table: %w", err)
+	}
+	var current int
+	if err := s.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
+		return fmt.Errorf("store: schema version: %w", err)
+	}
+	if current > len(migrations) {
+		return fmt.Errorf("store: database schema version %d is newer than this binary knows (%d): refusing to run an older exportbridge on it", current, len(migrations))
+	}
+	for v := current + 1; v <= len(migrations); v++ {
+		err := s.tx(ctx, func(tx *sql.Tx) error {
+			for _, stmt := range strings.Split(migrations[v-1], ";") {
+				if strings.TrimSpace(stmt) == "" {
+					continue
+				}
+				if _, err := tx.ExecContext(ctx, stmt); err != nil {
+					return err
+				}
+			}
+			_, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, v, ms(time.Now()))
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("store: migration %d: %w", v, err)
+		}
+	}
+	return nil
+}
+
+// SchemaVersion returns the applied migration version.
+func (s *SQLite) SchemaVersion(ctx context.Context) (int, error) {
+	var v int
+	err := s.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&v)
+	return v, err
+}
+
+func (s *SQLite) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+func ms(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+func fromMS(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(v).UTC()
+}
+
+// FindMessage implements Store.
+func (s *SQLite) FindMessage(ctx context.Context, job string, k MessageKeys) (*Message, error) {
+	var conds []string
+	args := []any{job}
+	for col, v := range map[string]string{"correlation_id": k.CorrelationID, "blob_id": k.BlobID, "content_sha256": k.ContentSHA256} {
+		if v != "" {
+			conds = append(conds, col+" = ?")
+			args = append(args, v)
+		}
+	}
+	if len(conds) == 0 {
+		return nil, ErrNotFound
+	}
+	row := s.db.QueryRowContext(ctx, `SELECT message_id, correlation_id, blob_id, content_sha256, committed_at, acked_at
+		FROM source_messages WHERE job = ? AND (`+strings.Join(conds, " OR ")+`) ORDER BY committed_at LIMIT 1`, args...)
+	m := Message{Job: job}
+	var committed, acked int64
+	if err := row.Scan(&m.ID, &m.Keys.CorrelationID, &m.Keys.BlobID, &m.Keys.ContentSHA256, &committed, &acked); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, ErrNotFound
+		}
+		return nil, err
+	}
+	m.Committed, m.Acked = fromMS(committed), fromMS(acked)
+	return &m, nil
+}
+
+// MarkAcked implements Store.
+func (s *SQLite) MarkAcked(ctx context.Context, job, messageID string, at time.Time) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE source_messages SET acked_at = ? WHERE job = ? AND message_id = ?`, ms(at), job, messageID)
+		return mustAffect(res, err)
+	})
+}
+
+func mustAffect(res sql.Result, err error) error {
+	if err != nil {
+		return err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// StartExport implements Store.
+func (s *SQLite) StartExport(ctx context.Context, e Export) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO package_exports (execution_id, job, state, started_at, updated_at) VALUES (?, ?, 'started', ?, ?)`,
+			e.ExecutionID, e.Job, ms(e.StartedAt), ms(e.StartedAt))
+		return err
+	})
+}
+
+// OpenExport implements Store.
+func (s *SQLite) OpenExport(ctx context.Context, job string) (*Export, error) {
+	row := s.db.QueryRowContext(ctx, `SELECT execution_id, state, started_at, updated_at, last_error FROM package_exports
+		WHERE job = ? AND state = 'started' ORDER BY started_at DESC LIMIT 1`, job)
+	e := Export{Job: job}
+	var started, updated int64
+	if err := row.Scan(&e.ExecutionID, &e.State, &started, &updated, &e.LastError); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, ErrNotFound
+		}
+		return nil, err
+	}
+	e.StartedAt, e.UpdatedAt = fromMS(started), fromMS(updated)
+	return &e, nil
+}
+
+// FinishExport implements Store.
+func (s *SQLite) FinishExport(ctx context.Context, executionID, state, lastError string, at time.Time) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE package_exports SET state = ?, last_error = ?, updated_at = ? WHERE execution_id = ?`, state, lastError, ms(at), executionID)
+		return mustAffect(res, err)
+	})
+}
+
+// CommitPackage implements Store.
+func (s *SQLite) CommitPackage(ctx context.Context, p Package) ([]Event, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	// This commit comes before an ack to FinOps: it must survive power
+	// loss, not just a crash, so this one transaction syncs fully.
+	if _, err := conn.ExecContext(ctx, `PRAGMA synchronous = FULL`); err != nil {
+		return nil, err
+	}
+	defer conn.ExecContext(context.WithoutCancel(ctx), `PRAGMA synchronous = NORMAL`) //nolint:errcheck
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	events, err := commitPackage(ctx, tx, p)
+	if err != nil {
+		_ = tx.Rollback()
+		return nil, err
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, err
+	}
+	return events, nil
+}
+
+func commitPackage(ctx context.Context, tx *sql.Tx, p Package) ([]Event, error) {
+	at := ms(p.At)
+	res, err := tx.ExecContext(ctx, `INSERT INTO source_messages (job, message_id, correlation_id, blob_id, content_sha256, committed_at)
+		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`, p.Job, p.MessageID, p.Keys.CorrelationID, p.Keys.BlobID, p.Keys.ContentSHA256, at)
+	if err != nil {
+		return nil, err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return nil, ErrDuplicate
+	}
+	for _, a := range p.Artifacts {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO artifacts (id, job, entity, name, path, content_type, content_encoding, bytes, sha256, records, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, a.ID, a.Job, a.Entity, a.Name, a.Path, a.ContentType, a.ContentEncoding, a.Bytes, a.SHA256, a.Records, ms(a.CreatedAt)); err != nil {
+			return nil, fmt.Errorf("artifact %s: %w", a.ID, err)
+		}
+	}
+	out := make([]Event, 0, len(p.Events))
+	for _, e := range p.Events {
+		var cn int64
+		if err := tx.QueryRowContext(ctx, `INSERT INTO events (event_id, type, topic, job, entity, body, artifact_id, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING control_number`, e.ID, e.Type, e.Topic, e.Job, e.Entity, string(e.Body), e.ArtifactID, ms(e.CreatedAt)).Scan(&cn); err != nil {
+			return nil, fmt.Errorf("event %s: %w", e.ID, err)
+		}
+		for _, sub := range e.Subscriptions {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO deliveries (event_id, subscription, state, next_attempt_at, created_at, updated_at)
+				VALUES (?, ?, 'pending', ?, ?, ?)`, e.ID, sub, at, at, at); err != nil {
+				return nil, fmt.Errorf("delivery %s → %s: %w", e.ID, sub, err)
+			}
+		}
+		ev := e.Event
+		ev.ControlNumber = cn
+		out = append(out, ev)
+	}
+	if p.ExecutionID != "" {
+		if _, err := tx.ExecContext(ctx, `UPDATE package_exports SET state = 'committed', updated_at = ? WHERE execution_id = ?`, at, p.ExecutionID); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+const deliveryColumns = `d.id, d.subscription, d.state, d.attempt, d.next_attempt_at, d.lease_until, d.last_status, d.last_error,
+	d.created_at, d.updated_at, d.delivered_at,
+	e.event_id, e.control_number, e.type, e.topic, e.job, e.entity, e.body, e.artifact_id, e.created_at,
+	COALESCE(a.id, ''), COALESCE(a.name, ''), COALESCE(a.path, ''), COALESCE(a.content_type, ''), COALESCE(a.content_encoding, ''),
+	COALESCE(a.bytes, 0), COALESCE(a.sha256, ''), COALESCE(a.records, 0), COALESCE(a.created_at, 0), COALESCE(a.deleted_at, 0)`
+
+const deliveryJoin = ` FROM deliveries d JOIN events e ON e.event_id = d.event_id LEFT JOIN artifacts a ON a.id = e.artifact_id `
+
+func scanDeliveries(rows *sql.Rows) ([]Delivery, error) {
+	defer rows.Close()
+	var out []Delivery
+	for rows.Next() {
+		var d Delivery
+		var next, lease, created, updated, delivered, evCreated, aCreated, aDeleted int64
+		var body string
+		var a Artifact
+		if err := rows.Scan(&d.ID, &d.Subscription, &d.State, &d.Attempt, &next, &lease, &d.LastStatus, &d.LastError,
+			&created, &updated, &delivered,
+			&d.Event.ID, &d.Event.ControlNumber, &d.Event.Type, &d.Event.Topic, &d.Event.Job, &d.Event.Entity, &body, &d.Event.ArtifactID, &evCreated,
+			&a.ID, &a.Name, &a.Path, &a.ContentType, &a.ContentEncoding, &a.Bytes, &a.SHA256, &a.Records, &aCreated, &aDeleted); err != nil {
+			return nil, err
+		}
+		d.NextAttemptAt, d.LeaseUntil, d.CreatedAt, d.UpdatedAt, d.DeliveredAt = fromMS(next), fromMS(lease), fromMS(created), fromMS(updated), fromMS(delivered)
+		d.Event.Body, d.Event.CreatedAt = []byte(body), fromMS(evCreated)
+		if a.ID != "" {
+			a.Job, a.Entity = d.Event.Job, d.Event.Entity
+			a.CreatedAt, a.DeletedAt = fromMS(aCreated), fromMS(aDeleted)
+			d.Artifact = &a
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// ClaimDue implements Store.
+func (s *SQLite) ClaimDue(ctx context.Context, subscription string, now, leaseUntil time.Time, limit int) ([]Delivery, error) {
+	var ids []int64
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `UPDATE deliveries SET state = 'in_flight', attempt = attempt + 1, lease_until = ?, updated_at = ?
+			WHERE id IN (SELECT id FROM deliveries WHERE subscription = ? AND state = 'pending' AND next_attempt_at <= ?
+			             ORDER BY next_attempt_at, id LIMIT ?)
+			RETURNING id`, ms(leaseUntil), ms(now), subscription, ms(now), limit)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
+				return err
+			}
+			ids = append(ids, id)
+		}
+		return rows.Err()
+	})
+	if err != nil || len(ids) == 0 {
+		return nil, err
+	}
+	placeholders := strings.TrimSuffix(strings.Repeat("?,", len(ids)), ",")
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT `+deliveryColumns+deliveryJoin+`WHERE d.id IN (`+placeholders+`) ORDER BY d.next_attempt_at, d.id`, args...)
+	if err != nil {
+		return nil, err
+	}
+	return scanDeliveries(rows)
+}
+
+// Complete implements Store.
+func (s *SQLite) Complete(ctx context.Context, id int64, o Outcome) error {
+	var delivered int64
+	if o.State == StateDelivered {
+		delivered = ms(o.At)
+	}
+	errText := o.Error
+	if len(errText) > 2000 {
+		errText = errText[:2000]
+	}
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE deliveries SET state = ?, next_attempt_at = ?, lease_until = 0, last_status = ?, last_error = ?,
+			updated_at = ?, delivered_at = ? WHERE id = ? AND state = 'in_flight'`,
+			o.State, ms(o.NextAt), o.Status, errText, ms(o.At), delivered, id)
+		return mustAffect(res, err)
+	})
+}
+
+// Rescue implements Store.
+func (s *SQLite) Rescue(ctx context.Context, now time.Time) (int, error) {
+	var n int64
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE deliveries SET state = 'pending', next_attempt_at = ?, lease_until = 0, updated_at = ?
+			WHERE state = 'in_flight' AND lease_until <= ?`, ms(now), ms(now), ms(now))
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return int(n), err
+}
+
+func (f Filter) where() (string, []any) {
+	var conds []string
+	var args []any
+	if f.State != "" {
+		conds = append(conds, "d.state = ?")
+		args = append(args, f.State)
+	}
+	if f.Subscription != "" {
+		conds = append(conds, "d.subscription = ?")
+		args = append(args, f.Subscription)
+	}
+	if f.ID != 0 {
+		conds = append(conds, "d.id = ?")
+		args = append(args, f.ID)
+	}
+	if len(conds) == 0 {
+		return "", nil
+	}
+	return " WHERE " + strings.Join(conds, " AND "), args
+}
+
+// Replay implements Store.
+func (s *SQLite) Replay(ctx context.Context, f Filter, now time.Time) (int, error) {
+	if f.State == "" {
+		f.State = StateDead
+	}
+	if f.State == StateInFlight {
+		return 0, errors.New("store: in-flight deliveries cannot be replayed")
+	}
+	where, args := f.where()
+	var n int64
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE deliveries SET state = 'pending', attempt = 0, next_attempt_at = ?, lease_until = 0, updated_at = ?, delivered_at = 0
+			WHERE id IN (SELECT d.id FROM deliveries d`+where+`)`, append([]any{ms(now), ms(now)}, args...)...)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return int(n), err
+}
+
+// Deliveries implements Store.
+func (s *SQLite) Deliveries(ctx context.Context, f Filter) ([]Delivery, error) {
+	if f.Limit <= 0 {
+		f.Limit = 100
+	}
+	where, args := f.where()
+	rows, err := s.db.QueryContext(ctx, `SELECT `+deliveryColumns+deliveryJoin+where+` ORDER BY d.id DESC LIMIT ?`, append(args, f.Limit)...)
+	if err != nil {
+		return nil, err
+	}
+	return scanDeliveries(rows)
+}
+
+// Counts implements Store.
+func (s *SQLite) Counts(ctx context.Context) (map[string]int, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT state, COUNT(*) FROM deliveries GROUP BY state`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]int{StatePending: 0, StateInFlight: 0, StateDelivered: 0, StateDead: 0}
+	for rows.Next() {
+		var st string
+		var n int
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, err
+		}
+		out[st] = n
+	}
+	return out, rows.Err()
+}
+
+// Pause implements Store.
+func (s *SQLite) Pause(ctx context.Context, subscription, reason string, at time.Time) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO subscription_pauses (subscription, reason, paused_at) VALUES (?, ?, ?)
+			ON CONFLICT (subscription) DO UPDATE SET reason = excluded.reason, paused_at = excluded.paused_at`, subscription, reason, ms(at))
+		return err
+	})
+}
+
+// Resume implements Store.
+func (s *SQLite) Resume(ctx context.Context, subscription string) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `DELETE FROM subscription_pauses WHERE subscription = ?`, subscription)
+		return err
+	})
+}
+
+// Paused implements Store.
+func (s *SQLite) Paused(ctx context.Context) (map[string]string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT subscription, reason FROM subscription_pauses`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var sub, reason string
+		if err := rows.Scan(&sub, &reason); err != nil {
+			return nil, err
+		}
+		out[sub] = reason
+	}
+	return out, rows.Err()
+}
+
+const artifactColumns = `id, job, entity, name, path, content_type, content_encoding, bytes, sha256, records, created_at, deleted_at`
+
+func scanArtifact(sc interface{ Scan(...any) error }) (*Artifact, error) {
+	var a Artifact
+	var created, deleted int64
+	if err := sc.Scan(&a.ID, &a.Job, &a.Entity, &a.Name, &a.Path, &a.ContentType, &a.ContentEncoding, &a.Bytes, &a.SHA256, &a.Records, &created, &deleted); err != nil {
+		return nil, err
+	}
+	a.CreatedAt, a.DeletedAt = fromMS(created), fromMS(deleted)
+	return &a, nil
+}
+
+// Artifact implements Store.
+func (s *SQLite) Artifact(ctx context.Context, id string) (*Artifact, error) {
+	a, err := scanArtifact(s.db.QueryRowContext(ctx, `SELECT `+artifactColumns+` FROM artifacts WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	return a, err
+}
+
+// ExpiredArtifacts implements Store.
+func (s *SQLite) ExpiredArtifacts(ctx context.Context, cutoff time.Time, limit int) ([]Artifact, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+artifactColumns+` FROM artifacts WHERE deleted_at = 0 AND created_at < ? ORDER BY created_at LIMIT ?`, ms(cutoff), limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Artifact
+	for rows.Next() {
+		a, err := scanArtifact(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *a)
+	}
+	return out, rows.Err()
+}
+
+// MarkArtifactDeleted implements Store.
+func (s *SQLite) MarkArtifactDeleted(ctx context.Context, id string, at time.Time) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE artifacts SET deleted_at = ? WHERE id = ?`, ms(at), id)
+		return mustAffect(res, err)
+	})
+}
+
+// Setting implements Store.
+func (s *SQLite) Setting(ctx context.Context, key string) (string, error) {
+	var v string
+	err := s.db.QueryRowContext(ctx, `SELECT value FROM settings WHERE key = ?`, key).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", ErrNotFound
+	}
+	return v, err
+}
+
+// SetSettingIfAbsent implements Store.
+func (s *SQLite) SetSettingIfAbsent(ctx context.Context, key, value string) (string, error) {
+	var out string
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT DO NOTHING`, key, value); err != nil {
+			return err
+		}
+		return tx.QueryRowContext(ctx, `SELECT value FROM settings WHERE key = ?`, key).Scan(&out)
+	})
+	return out, err
+}
+
+// Ping implements Store.
+func (s *SQLite) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
+
+// Close implements Store; it is idempotent.
+func (s *SQLite) Close() error {
+	var err error
+	s.closeOnce.Do(func() { err = s.db.Close() })
+	return err
+}

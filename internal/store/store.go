@@ -1,0 +1,197 @@
+// Package store is exportbridge's durable state: source messages already
+// processed (for de-duplication), package exports in progress, converted
+// files (artifacts), events with their ControlNumber sequence, one delivery
+// per event and subscription with its retry state, dead letters, paused
+// subscriptions and settings.
+//
+// Store is the interface; SQLite (modernc.org/sqlite, no cgo) implements it
+// today, and a PostgreSQL implementation for several replicas is planned:
+// the SQL is kept portable and ClaimDue is a single call so it can become
+// SELECT … FOR UPDATE SKIP LOCKED. storetest holds the conformance suite
+// every implementation must pass.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Sentinel errors.
+var (
+	ErrNotFound = errors.New("store: not found")
+	// ErrDuplicate: CommitPackage found the source message already recorded.
+	ErrDuplicate = errors.New("store: source message already processed")
+)
+
+// Delivery states.
+const (
+	StatePending   = "pending"
+	StateInFlight  = "in_flight"
+	StateDelivered = "delivered"
+	StateDead      = "dead"
+)
+
+// Store is everything exportbridge keeps across restarts.
+type Store interface {
+	// FindMessage returns the recorded source message of job matching any
+	// non-empty key, or ErrNotFound.
+	FindMessage(ctx context.Context, job string, keys MessageKeys) (*Message, error)
+	// MarkAcked records that the source message was acknowledged.
+	MarkAcked(ctx context.Context, job, messageID string, at time.Time) error
+
+	// StartExport records a package export before it is started in FinOps,
+	// so a restart resumes it instead of starting another.
+	StartExport(ctx context.Context, e Export) error
+	// OpenExport returns job's unfinished export, or ErrNotFound.
+	OpenExport(ctx context.Context, job string) (*Export, error)
+	// FinishExport closes an export with state ("committed" or "failed").
+	FinishExport(ctx context.Context, executionID, state, lastError string, at time.Time) error
+
+	// CommitPackage stores, in one transaction, a package's source message
+	// record, its artifacts, its events (assigning ControlNumbers) and their
+	// deliveries, and closes its export when ExecutionID is set. It is
+	// durable when it returns. ErrDuplicate when the message was recorded.
+	CommitPackage(ctx context.Context, p Package) ([]Event, error)
+
+	// ClaimDue moves up to limit due pending deliveries of subscription to
+	// in_flight until leaseUntil, counting an attempt, and returns them with
+	// their events and artifacts.
+	ClaimDue(ctx context.Context, subscription string, now, leaseUntil time.Time, limit int) ([]Delivery, error)
+	// Complete records the outcome of an attempt of a claimed delivery.
+	Complete(ctx context.Context, id int64, o Outcome) error
+	// Rescue returns in_flight deliveries whose lease ended to pending.
+	Rescue(ctx context.Context, now time.Time) (int, error)
+	// Replay returns dead (or, with f.State, other) deliveries to pending
+	// with a fresh attempt count; the events keep their ids.
+	Replay(ctx context.Context, f Filter, now time.Time) (int, error)
+	// Deliveries lists deliveries, newest first.
+	Deliveries(ctx context.Context, f Filter) ([]Delivery, error)
+	// Counts returns the number of deliveries per state.
+	Counts(ctx context.Context) (map[string]int, error)
+
+	// Pause and Resume a subscription; Paused lists the paused ones.
+	Pause(ctx context.Context, subscription, reason string, at time.Time) error
+	Resume(ctx context.Context, subscription string) error
+	Paused(ctx context.Context) (map[string]string, error)
+
+	// Artifact returns a converted file's record.
+	Artifact(ctx context.Context, id string) (*Artifact, error)
+	// ExpiredArtifacts lists up to limit live artifacts created before cutoff.
+	ExpiredArtifacts(ctx context.Context, cutoff time.Time, limit int) ([]Artifact, error)
+	// MarkArtifactDeleted records that an artifact's file was removed.
+	MarkArtifactDeleted(ctx context.Context, id string, at time.Time) error
+
+	// Setting reads a setting; SetSettingIfAbsent stores value unless the
+	// key exists, and returns the value now stored.
+	Setting(ctx context.Context, key string) (string, error)
+	SetSettingIfAbsent(ctx context.Context, key, value string) (string, error)
+
+	// Ping checks the store is reachable (readiness).
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// MessageKeys identify a source message across redeliveries.
+type MessageKeys struct {
+	CorrelationID string
+	BlobID        string
+	ContentSHA256 string
+}
+
+// Message is a recorded source message.
+type Message struct {
+	Job, ID   string // ID: CorrelationId for dequeue, executionId for exports
+	Keys      MessageKeys
+	Committed time.Time
+	Acked     time.Time // zero until acknowledged
+}
+
+// Export is a package export in progress or finished.
+type Export struct {
+	ExecutionID string
+	Job         string
+	State       string // started | committed | failed
+	StartedAt   time.Time
+	UpdatedAt   time.Time
+	LastError   string
+}
+
+// Artifact is a converted file.
+type Artifact struct {
+	ID              string
+	Job, Entity     string
+	Name            string // file name in the download URL
+	Path            string
+	ContentType     string
+	ContentEncoding string
+	Bytes           int64
+	SHA256          string
+	Records         int64
+	CreatedAt       time.Time
+	DeletedAt       time.Time // zero while the file exists
+}
+
+// Event is a business event; Body is its JSON without ControlNumber and
+// DownloadURL, which are filled in when it is sent.
+type Event struct {
+	ID            string // EventId
+	ControlNumber int64  // assigned by CommitPackage
+	Type          string // DataExportCompleted | DataExportFailed
+	Topic         string
+	Job, Entity   string
+	Body          []byte
+	ArtifactID    string // "" for DataExportFailed
+	CreatedAt     time.Time
+}
+
+// NewEvent is an event to commit with the subscriptions to deliver it to.
+type NewEvent struct {
+	Event
+	Subscriptions []string
+}
+
+// Package is everything CommitPackage stores for one source message.
+type Package struct {
+	Job         string
+	MessageID   string
+	Keys        MessageKeys
+	ExecutionID string // set for package exports: the export is closed as committed
+	Artifacts   []Artifact
+	Events      []NewEvent
+	At          time.Time
+}
+
+// Delivery is one event to one subscription.
+type Delivery struct {
+	ID            int64
+	Subscription  string
+	State         string
+	Attempt       int // attempts made, including the claimed one
+	NextAttemptAt time.Time
+	LeaseUntil    time.Time
+	LastStatus    int
+	LastError     string
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+	DeliveredAt   time.Time
+	Event         Event
+	Artifact      *Artifact // nil for events without a file
+}
+
+// Outcome is the result of one attempt.
+type Outcome struct {
+	State  string    // delivered | pending (retry) | dead
+	NextAt time.Time // when State is pending
+	Status int       // HTTP status, 0 when none
+	Error  string
+	At     time.Time
+}
+
+// Filter selects deliveries.
+type Filter struct {
+	State        string // "" = any (Replay: "" means dead)
+	Subscription string
+	ID           int64
+	Limit        int // default 100
+}

@@ -1,0 +1,353 @@
+// Package storetest is the conformance suite every store.Store
+// implementation must pass.
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/exportbridge/exportbridge/internal/store"
+)
+
+// Opener returns a new, empty store for one test.
+type Opener func(t *testing.T) store.Store
+
+var t0 = time.Date(2026, 11, 23, 11, 0, 0, 0, time.UTC)
+
+// Package builds a committed-package fixture: one artifact and event per
+// entity, delivered to subs.
+func Package(job, msgID string, entities []string, subs ...string) store.Package {
+	p := store.Package{Job: job, MessageID: msgID, Keys: store.MessageKeys{CorrelationID: "corr-" + msgID, BlobID: "blob-" + msgID, ContentSHA256: "sha-" + msgID}, At: t0}
+	for i, e := range entities {
+		aid := fmt.Sprintf("art-%s-%d", msgID, i)
+		p.Artifacts = append(p.Artifacts, store.Artifact{ID: aid, Job: job, Entity: e, Name: e + ".json", Path: "/data/" + aid, ContentType: "application/json", Bytes: 10, SHA256: "ab", Records: 1, CreatedAt: t0})
+		p.Events = append(p.Events, store.NewEvent{Event: store.Event{ID: fmt.Sprintf("ev-%s-%d", msgID, i), Type: "DataExportCompleted",
+			Topic: "dataexport/" + job + "/" + e, Job: job, Entity: e, Body: []byte(`{"EntityName":"` + e + `"}`), ArtifactID: aid, CreatedAt: t0}, Subscriptions: subs})
+	}
+	return p
+}
+
+// Run runs the suite.
+func Run(t *testing.T, open Opener) {
+	tests := map[string]func(*testing.T, store.Store){
+		"CommitAndFindByEveryKey":      testCommitAndFind,
+		"DuplicateCommitWritesNothing": testDuplicate,
+		"ControlNumbersIncrease":       testControlNumbers,
+		"ClaimDue":                     testClaimDue,
+		"CompleteOutcomes":             testComplete,
+		"RescueExpiredLeases":          testRescue,
+		"ReplayKeepsEventID":           testReplay,
+		"ConcurrentClaimsNeverShare":   testConcurrentClaims,
+		"Exports":                      testExports,
+		"Artifacts":                    testArtifacts,
+		"SettingsAndPauses":            testSettingsAndPauses,
+	}
+	for name, fn := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			s := open(t)
+			t.Cleanup(func() { _ = s.Close() })
+			fn(t, s)
+		})
+	}
+}
+
+var ctx = context.Background()
+
+func testCommitAndFind(t *testing.T, s store.Store) {
+	_, err := s.FindMessage(ctx, "j", store.MessageKeys{CorrelationID: "corr-m1"})
+	require.ErrorIs(t, err, store.ErrNotFound)
+	evs, err := s.CommitPackage(ctx, Package("j", "m1", []string{"A", "B"}, "s1", "s2"))
+	require.NoError(t, err)
+	require.Len(t, evs, 2)
+	for _, k := range []store.MessageKeys{{CorrelationID: "corr-m1"}, {BlobID: "blob-m1"}, {ContentSHA256: "sha-m1"}, {CorrelationID: "other", BlobID: "blob-m1"}} {
+		m, err := s.FindMessage(ctx, "j", k)
+		require.NoError(t, err, "%+v", k)
+		require.Equal(t, "m1", m.ID)
+		require.True(t, m.Acked.IsZero())
+	}
+	_, err = s.FindMessage(ctx, "other-job", store.MessageKeys{CorrelationID: "corr-m1"})
+	require.ErrorIs(t, err, store.ErrNotFound, "keys are per job")
+	_, err = s.FindMessage(ctx, "j", store.MessageKeys{})
+	require.ErrorIs(t, err, store.ErrNotFound)
+	require.NoError(t, s.MarkAcked(ctx, "j", "m1", t0.Add(time.Second)))
+	m, err := s.FindMessage(ctx, "j", store.MessageKeys{BlobID: "blob-m1"})
+	require.NoError(t, err)
+	require.Equal(t, t0.Add(time.Second), m.Acked)
+	require.ErrorIs(t, s.MarkAcked(ctx, "j", "nope", t0), store.ErrNotFound)
+	counts, err := s.Counts(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 4, counts[store.StatePending])
+}
+
+func testDuplicate(t *testing.T, s store.Store) {
+	_, err := s.CommitPackage(ctx, Package("j", "m1", []string{"A"}, "s1"))
+	require.NoError(t, err)
+	p := Package("j", "m1", []string{"A"}, "s1")
+	p.Events[0].ID = "ev-other" // a different event would be written if the check came late
+	p.Artifacts[0].ID = "art-other"
+	p.Events[0].ArtifactID = "art-other"
+	_, err = s.CommitPackage(ctx, p)
+	require.ErrorIs(t, err, store.ErrDuplicate)
+	ds, err := s.Deliveries(ctx, store.Filter{})
+	require.NoError(t, err)
+	require.Len(t, ds, 1)
+	_, err = s.Artifact(ctx, "art-other")
+	require.ErrorIs(t, err, store.ErrNotFound, "the duplicate commit wrote nothing")
+}
+
+func testControlNumbers(t *testing.T, s store.Store) {
+	var last int64
+	for i := range 3 {
+		evs, err := s.CommitPackage(ctx, Package("j", fmt.Sprintf("m%d", i), []string{"A", "B"}, "s1"))
+		require.NoError(t, err)
+		for _, e := range evs {
+			require.Greater(t, e.ControlNumber, last)
+			last = e.ControlNumber
+		}
+	}
+}
+
+func testClaimDue(t *testing.T, s store.Store) {
+	_, err := s.CommitPackage(ctx, Package("j", "m1", []string{"A", "B", "C"}, "s1", "s2"))
+	require.NoError(t, err)
+	lease := t0.Add(time.Minute)
+	got, err := s.ClaimDue(ctx, "s1", t0.Add(-time.Second), lease, 10)
+	require.NoError(t, err)
+	require.Empty(t, got, "not due before next_attempt_at")
+	got, err = s.ClaimDue(ctx, "s1", t0, lease, 2)
+	require.NoError(t, err)
+	require.Len(t, got, 2, "limit")
+	for _, d := range got {
+		require.Equal(t, "s1", d.Subscription)
+		require.Equal(t, store.StateInFlight, d.State)
+		require.Equal(t, 1, d.Attempt)
+		require.Equal(t, lease, d.LeaseUntil)
+		require.NotEmpty(t, d.Event.ID)
+		require.NotZero(t, d.Event.ControlNumber)
+		require.NotNil(t, d.Artifact)
+		require.Equal(t, d.Event.ArtifactID, d.Artifact.ID)
+		require.Equal(t, d.Event.Entity+".json", d.Artifact.Name)
+		require.JSONEq(t, `{"EntityName":"`+d.Event.Entity+`"}`, string(d.Event.Body))
+	}
+	rest, err := s.ClaimDue(ctx, "s1", t0, lease, 10)
+	require.NoError(t, err)
+	require.Len(t, rest, 1, "claimed rows are not claimed again")
+	other, err := s.ClaimDue(ctx, "s2", t0, lease, 10)
+	require.NoError(t, err)
+	require.Len(t, other, 3, "subscriptions are independent")
+}
+
+func testComplete(t *testing.T, s store.Store) {
+	_, err := s.CommitPackage(ctx, Package("j", "m1", []string{"A", "B", "C"}, "s1"))
+	require.NoError(t, err)
+	ds, err := s.ClaimDue(ctx, "s1", t0, t0.Add(time.Minute), 10)
+	require.NoError(t, err)
+	require.Len(t, ds, 3)
+	at := t0.Add(time.Second)
+	require.NoError(t, s.Complete(ctx, ds[0].ID, store.Outcome{State: store.StateDelivered, Status: 200, At: at}))
+	require.NoError(t, s.Complete(ctx, ds[1].ID, store.Outcome{State: store.StatePending, NextAt: at.Add(12 * time.Second), Status: 503, Error: "HTTP 503", At: at}))
+	require.NoError(t, s.Complete(ctx, ds[2].ID, store.Outcome{State: store.StateDead, Status: 400, Error: "HTTP 400: bad", At: at}))
+	require.ErrorIs(t, s.Complete(ctx, ds[0].ID, store.Outcome{State: store.StateDelivered, At: at}), store.ErrNotFound, "only in-flight rows complete")
+
+	byID := map[int64]store.Delivery{}
+	all, err := s.Deliveries(ctx, store.Filter{})
+	require.NoError(t, err)
+	for _, d := range all {
+		byID[d.ID] = d
+	}
+	require.Equal(t, store.StateDelivered, byID[ds[0].ID].State)
+	require.Equal(t, at, byID[ds[0].ID].DeliveredAt)
+	require.Equal(t, store.StatePending, byID[ds[1].ID].State)
+	require.Equal(t, at.Add(12*time.Second), byID[ds[1].ID].NextAttemptAt)
+	require.Equal(t, 503, byID[ds[1].ID].LastStatus)
+	require.Equal(t, "HTTP 503", byID[ds[1].ID].LastError)
+	require.Equal(t, store.StateDead, byID[ds[2].ID].State)
+
+	retry, err := s.ClaimDue(ctx, "s1", at.Add(11*time.Second), t0.Add(time.Hour), 10)
+	require.NoError(t, err)
+	require.Empty(t, retry, "not before the retry time")
+	retry, err = s.ClaimDue(ctx, "s1", at.Add(12*time.Second), t0.Add(time.Hour), 10)
+	require.NoError(t, err)
+	require.Len(t, retry, 1)
+	require.Equal(t, 2, retry[0].Attempt)
+
+	dead, err := s.Deliveries(ctx, store.Filter{State: store.StateDead, Subscription: "s1"})
+	require.NoError(t, err)
+	require.Len(t, dead, 1)
+	counts, err := s.Counts(ctx)
+	require.NoError(t, err)
+	require.Equal(t, map[string]int{store.StatePending: 0, store.StateInFlight: 1, store.StateDelivered: 1, store.StateDead: 1}, counts)
+}
+
+func testRescue(t *testing.T, s store.Store) {
+	_, err := s.CommitPackage(ctx, Package("j", "m1", []string{"A", "B"}, "s1"))
+	require.NoError(t, err)
+	short, err := s.ClaimDue(ctx, "s1", t0, t0.Add(time.Second), 1)
+	require.NoError(t, err)
+	long, err := s.ClaimDue(ctx, "s1", t0, t0.Add(time.Hour), 1)
+	require.NoError(t, err)
+	n, err := s.Rescue(ctx, t0.Add(2*time.Second))
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	again, err := s.ClaimDue(ctx, "s1", t0.Add(2*time.Second), t0.Add(time.Hour), 10)
+	require.NoError(t, err)
+	require.Len(t, again, 1)
+	require.Equal(t, short[0].ID, again[0].ID)
+	require.Equal(t, short[0].Event.ID, again[0].Event.ID)
+	require.Equal(t, 2, again[0].Attempt, "an attempt cut short by a crash still counts")
+	require.NotEqual(t, long[0].ID, again[0].ID)
+}
+
+func testReplay(t *testing.T, s store.Store) {
+	_, err := s.CommitPackage(ctx, Package("j", "m1", []string{"A", "B"}, "s1", "s2"))
+	require.NoError(t, err)
+	for _, sub := range []string{"s1", "s2"} {
+		ds, err := s.ClaimDue(ctx, sub, t0, t0.Add(time.Minute), 10)
+		require.NoError(t, err)
+		for _, d := range ds {
+			require.NoError(t, s.Complete(ctx, d.ID, store.Outcome{State: store.StateDead, Status: 410, At: t0}))
+		}
+	}
+	dead, err := s.Deliveries(ctx, store.Filter{State: store.StateDead, Subscription: "s1"})
+	require.NoError(t, err)
+	require.Len(t, dead, 2)
+	n, err := s.Replay(ctx, store.Filter{ID: dead[0].ID}, t0.Add(time.Minute))
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	n, err = s.Replay(ctx, store.Filter{Subscription: "s2"}, t0.Add(time.Minute))
+	require.NoError(t, err)
+	require.Equal(t, 2, n)
+	n, err = s.Replay(ctx, store.Filter{}, t0.Add(time.Minute))
+	require.NoError(t, err)
+	require.Equal(t, 1, n, "the remaining dead letter")
+	ds, err := s.ClaimDue(ctx, "s1", t0.Add(time.Minute), t0.Add(time.Hour), 10)
+	require.NoError(t, err)
+	require.Len(t, ds, 2)
+	ids := map[string]bool{}
+	for _, d := range ds {
+		require.Equal(t, 1, d.Attempt, "replay starts the attempt count afresh")
+		ids[d.Event.ID] = true
+	}
+	require.True(t, ids[dead[0].Event.ID], "same EventId after replay")
+	_, err = s.Replay(ctx, store.Filter{State: store.StateInFlight}, t0)
+	require.Error(t, err)
+}
+
+func testConcurrentClaims(t *testing.T, s store.Store) {
+	var entities []string
+	for i := range 50 {
+		entities = append(entities, fmt.Sprintf("E%d", i))
+	}
+	_, err := s.CommitPackage(ctx, Package("j", "m1", entities, "s1"))
+	require.NoError(t, err)
+	var mu sync.Mutex
+	seen := map[int64]int{}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				ds, err := s.ClaimDue(ctx, "s1", t0, t0.Add(time.Minute), 3)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if len(ds) == 0 {
+					return
+				}
+				mu.Lock()
+				for _, d := range ds {
+					seen[d.ID]++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	require.Len(t, seen, 50)
+	for id, n := range seen {
+		require.Equal(t, 1, n, "delivery %d claimed %d times", id, n)
+	}
+}
+
+func testExports(t *testing.T, s store.Store) {
+	_, err := s.OpenExport(ctx, "vendors")
+	require.ErrorIs(t, err, store.ErrNotFound)
+	require.NoError(t, s.StartExport(ctx, store.Export{ExecutionID: "x1", Job: "vendors", StartedAt: t0}))
+	e, err := s.OpenExport(ctx, "vendors")
+	require.NoError(t, err)
+	require.Equal(t, "x1", e.ExecutionID)
+	require.Equal(t, "started", e.State)
+	require.Error(t, s.StartExport(ctx, store.Export{ExecutionID: "x1", Job: "vendors", StartedAt: t0}), "an execution id is recorded once")
+
+	p := Package("vendors", "x1", []string{"Vendors"}, "s1")
+	p.ExecutionID = "x1"
+	_, err = s.CommitPackage(ctx, p)
+	require.NoError(t, err)
+	_, err = s.OpenExport(ctx, "vendors")
+	require.ErrorIs(t, err, store.ErrNotFound, "committing the package closes the export")
+
+	require.NoError(t, s.StartExport(ctx, store.Export{ExecutionID: "x2", Job: "vendors", StartedAt: t0.Add(time.Hour)}))
+	require.NoError(t, s.FinishExport(ctx, "x2", "failed", "Failed: boom", t0.Add(2*time.Hour)))
+	_, err = s.OpenExport(ctx, "vendors")
+	require.ErrorIs(t, err, store.ErrNotFound)
+	require.ErrorIs(t, s.FinishExport(ctx, "nope", "failed", "", t0), store.ErrNotFound)
+}
+
+func testArtifacts(t *testing.T, s store.Store) {
+	p := Package("j", "m1", []string{"A", "B"}, "s1")
+	p.Artifacts[1].CreatedAt = t0.Add(time.Hour)
+	_, err := s.CommitPackage(ctx, p)
+	require.NoError(t, err)
+	a, err := s.Artifact(ctx, "art-m1-0")
+	require.NoError(t, err)
+	require.Equal(t, "A.json", a.Name)
+	require.Equal(t, int64(10), a.Bytes)
+	_, err = s.Artifact(ctx, "nope")
+	require.ErrorIs(t, err, store.ErrNotFound)
+	old, err := s.ExpiredArtifacts(ctx, t0.Add(time.Minute), 10)
+	require.NoError(t, err)
+	require.Len(t, old, 1)
+	require.Equal(t, "art-m1-0", old[0].ID)
+	require.NoError(t, s.MarkArtifactDeleted(ctx, "art-m1-0", t0.Add(2*time.Hour)))
+	old, err = s.ExpiredArtifacts(ctx, t0.Add(3*time.Hour), 10)
+	require.NoError(t, err)
+	require.Len(t, old, 1, "deleted artifacts are not listed again")
+	require.Equal(t, "art-m1-1", old[0].ID)
+	a, err = s.Artifact(ctx, "art-m1-0")
+	require.NoError(t, err)
+	require.False(t, a.DeletedAt.IsZero())
+}
+
+func testSettingsAndPauses(t *testing.T, s store.Store) {
+	_, err := s.Setting(ctx, "k")
+	require.True(t, errors.Is(err, store.ErrNotFound))
+	v, err := s.SetSettingIfAbsent(ctx, "k", "first")
+	require.NoError(t, err)
+	require.Equal(t, "first", v)
+	v, err = s.SetSettingIfAbsent(ctx, "k", "second")
+	require.NoError(t, err)
+	require.Equal(t, "first", v)
+	v, err = s.Setting(ctx, "k")
+	require.NoError(t, err)
+	require.Equal(t, "first", v)
+
+	require.NoError(t, s.Pause(ctx, "s1", "HTTP 410 Gone", t0))
+	require.NoError(t, s.Pause(ctx, "s1", "HTTP 410 Gone again", t0))
+	p, err := s.Paused(ctx)
+	require.NoError(t, err)
+	require.Equal(t, map[string]string{"s1": "HTTP 410 Gone again"}, p)
+	require.NoError(t, s.Resume(ctx, "s1"))
+	p, err = s.Paused(ctx)
+	require.NoError(t, err)
+	require.Empty(t, p)
+	require.NoError(t, s.Ping(ctx))
+}
