@@ -93,8 +93,8 @@ func (c *csvConverter) nextLine() ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		if len(line) == 1 && line[0] == '\n' {
-			continue // encoding/csv skips empty lines
+		if len(line) == 0 || len(line) == 1 && line[0] == '\n' {
+			continue // encoding/csv skips empty lines (a lone "\r" before EOF is one)
 		}
 		return line, nil
 	}

@@ -2,6 +2,7 @@ package datapackage
 
 import (
 	"io"
+	"sync"
 )
 
 // readAhead reads r on its own goroutine into a ring of buffers, so that
@@ -12,7 +13,8 @@ type readAhead struct {
 	full chan chunk
 	free chan []byte
 	stop chan struct{}
-	buf  []byte // the chunk being read; returned to free when used up
+	done chan struct{} // closed when the reading goroutine has returned
+	buf  []byte        // the chunk being read; returned to free when used up
 	off  int
 	err  error
 }
@@ -27,12 +29,16 @@ const (
 	readAheadCount = 4
 )
 
+// readBufs recycles read-ahead buffers across entities.
+var readBufs = sync.Pool{New: func() any { b := make([]byte, readAheadBuf); return &b }}
+
 func newReadAhead(r io.Reader) *readAhead {
-	ra := &readAhead{full: make(chan chunk, readAheadCount), free: make(chan []byte, readAheadCount+1), stop: make(chan struct{})}
+	ra := &readAhead{full: make(chan chunk, readAheadCount), free: make(chan []byte, readAheadCount+1), stop: make(chan struct{}), done: make(chan struct{})}
 	for range readAheadCount + 1 {
-		ra.free <- make([]byte, readAheadBuf)
+		ra.free <- *readBufs.Get().(*[]byte)
 	}
 	go func() {
+		defer close(ra.done)
 		defer close(ra.full)
 		for {
 			var buf []byte
@@ -78,8 +84,20 @@ func (ra *readAhead) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// Close stops the reader goroutine.
+// Close stops the reader goroutine and recycles the buffers it no longer
+// uses. Buffers still held (in flight or being read) are left to the GC.
 func (ra *readAhead) Close() error {
 	close(ra.stop)
-	return nil
+	<-ra.done
+	for {
+		select {
+		case b := <-ra.free:
+			if cap(b) == readAheadBuf {
+				b = b[:readAheadBuf]
+				readBufs.Put(&b)
+			}
+		default:
+			return nil
+		}
+	}
 }

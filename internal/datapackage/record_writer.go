@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -91,13 +92,32 @@ type asyncWriter struct {
 	err  error
 }
 
+// outBufs recycles output buffers across conversions: a package of many
+// small entities would otherwise allocate a megabyte per entity.
+var outBufs = sync.Pool{New: func() any { b := make([]byte, 0, outBufSize+outBufSize/4); return &b }}
+
 func newAsyncWriter(w io.Writer, buffers int) *asyncWriter {
 	a := &asyncWriter{w: w, full: make(chan []byte, buffers), free: make(chan []byte, buffers+1), done: make(chan error, 1)}
 	for range buffers + 1 {
-		a.free <- make([]byte, 0, outBufSize+outBufSize/4)
+		a.free <- (*outBufs.Get().(*[]byte))[:0]
 	}
 	go a.loop()
 	return a
+}
+
+// release returns the free buffers to the pool; call after close.
+func (a *asyncWriter) release() {
+	for {
+		select {
+		case b := <-a.free:
+			if cap(b) == outBufSize+outBufSize/4 {
+				b = b[:0]
+				outBufs.Put(&b)
+			}
+		default:
+			return
+		}
+	}
 }
 
 func (a *asyncWriter) loop() {
@@ -129,14 +149,12 @@ func (a *asyncWriter) send(b []byte) error {
 // close waits for every buffer to be written and returns the first error.
 func (a *asyncWriter) close() error {
 	close(a.full)
-	if a.err != nil {
-		return a.err
+	err := a.err
+	if err == nil {
+		err = <-a.done
 	}
-	err := <-a.done
-	if err != nil {
-		return err
-	}
-	return nil
+	a.release()
+	return err
 }
 
 // appendJSONString appends s's content escaped for a JSON string (without

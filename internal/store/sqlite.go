@@ -358,11 +358,11 @@ func (s *SQLite) Complete(ctx context.Context, id int64, o Outcome) error {
 }
 
 // Rescue implements Store.
-func (s *SQLite) Rescue(ctx context.Context, now time.Time) (int, error) {
+func (s *SQLite) Rescue(ctx context.Context, leasedUntil, now time.Time) (int, error) {
 	var n int64
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE deliveries SET state = 'pending', next_attempt_at = ?, lease_until = 0, updated_at = ?
-			WHERE state = 'in_flight' AND lease_until <= ?`, ms(now), ms(now), ms(now))
+			WHERE state = 'in_flight' AND lease_until <= ?`, ms(now), ms(now), ms(leasedUntil))
 		if err != nil {
 			return err
 		}

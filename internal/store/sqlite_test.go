@@ -47,7 +47,7 @@ func TestSQLiteSurvivesReopen(t *testing.T) {
 	ds, err := s.Deliveries(ctx, store.Filter{State: store.StateInFlight})
 	require.NoError(t, err)
 	require.Len(t, ds, 1, "in-flight state survived")
-	n, err := s.Rescue(ctx, now.Add(2*time.Minute))
+	n, err := s.Rescue(ctx, now.Add(2*time.Minute), now.Add(2*time.Minute))
 	require.NoError(t, err)
 	require.Equal(t, 1, n)
 }

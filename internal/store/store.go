@@ -60,8 +60,9 @@ type Store interface {
 	ClaimDue(ctx context.Context, subscription string, now, leaseUntil time.Time, limit int) ([]Delivery, error)
 	// Complete records the outcome of an attempt of a claimed delivery.
 	Complete(ctx context.Context, id int64, o Outcome) error
-	// Rescue returns in_flight deliveries whose lease ended to pending.
-	Rescue(ctx context.Context, now time.Time) (int, error)
+	// Rescue returns to pending, due at now, the in_flight deliveries whose
+	// lease ends at or before leasedUntil.
+	Rescue(ctx context.Context, leasedUntil, now time.Time) (int, error)
 	// Replay returns dead (or, with f.State, other) deliveries to pending
 	// with a fresh attempt count; the events keep their ids.
 	Replay(ctx context.Context, f Filter, now time.Time) (int, error)

@@ -193,7 +193,7 @@ func testRescue(t *testing.T, s store.Store) {
 	require.NoError(t, err)
 	long, err := s.ClaimDue(ctx, "s1", t0, t0.Add(time.Hour), 1)
 	require.NoError(t, err)
-	n, err := s.Rescue(ctx, t0.Add(2*time.Second))
+	n, err := s.Rescue(ctx, t0.Add(2*time.Second), t0.Add(2*time.Second))
 	require.NoError(t, err)
 	require.Equal(t, 1, n)
 	again, err := s.ClaimDue(ctx, "s1", t0.Add(2*time.Second), t0.Add(time.Hour), 10)
@@ -203,6 +203,15 @@ func testRescue(t *testing.T, s store.Store) {
 	require.Equal(t, short[0].Event.ID, again[0].Event.ID)
 	require.Equal(t, 2, again[0].Attempt, "an attempt cut short by a crash still counts")
 	require.NotEqual(t, long[0].ID, again[0].ID)
+
+	// Taking every lease (a sole process starting up) makes the rows due
+	// now, not at the lease bound.
+	n, err = s.Rescue(ctx, t0.Add(1000*time.Hour), t0.Add(3*time.Second))
+	require.NoError(t, err)
+	require.Equal(t, 2, n)
+	due, err := s.ClaimDue(ctx, "s1", t0.Add(3*time.Second), t0.Add(time.Hour), 10)
+	require.NoError(t, err)
+	require.Len(t, due, 2)
 }
 
 func testReplay(t *testing.T, s store.Store) {

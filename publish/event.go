@@ -1,0 +1,170 @@
+package publish
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/exportbridge/exportbridge/internal/store"
+)
+
+// Event types.
+const (
+	TypeCompleted = "DataExportCompleted"
+	TypeFailed    = "DataExportFailed"
+)
+
+// Failure reasons of DataExportFailed (FailureReason).
+const (
+	ReasonCorruptPackage    = "corrupt_package"
+	ReasonUnsafeEntry       = "unsafe_entry"
+	ReasonLimitExceeded     = "limit_exceeded"
+	ReasonUnsupportedFormat = "unsupported_format"
+	ReasonConvertFailed     = "convert_failed"
+	ReasonExportFailed      = "export_failed"
+	ReasonDownloadFailed    = "download_failed"
+)
+
+// Source says where a package came from.
+type Source struct {
+	Job         string
+	Kind        string // "dequeue" or "package-export"
+	MessageID   string // CorrelationId, or the executionId for exports
+	ExecutionID string
+	LegalEntity string
+}
+
+// File is a converted entity file.
+type File struct {
+	ArtifactID      string
+	Entity          string
+	SourceFormat    string
+	Records         int64
+	ContentType     string
+	ContentEncoding string
+	Bytes           int64
+	SHA256          string
+}
+
+// header holds the fields every FinOps business event carries, in the
+// order FinOps writes them.
+type header struct {
+	BusinessEventID             string   `json:"BusinessEventId"`
+	BusinessEventLegalEntity    string   `json:"BusinessEventLegalEntity"`
+	ContextRecordSubject        string   `json:"ContextRecordSubject"`
+	ControlNumber               int64    `json:"ControlNumber"`
+	EventID                     string   `json:"EventId"`
+	EventTime                   string   `json:"EventTime"`
+	EventTimeIso8601            string   `json:"EventTimeIso8601"`
+	InitiatingUserAADObjectID   string   `json:"InitiatingUserAADObjectId"`
+	MajorVersion                int      `json:"MajorVersion"`
+	MinorVersion                int      `json:"MinorVersion"`
+	ParentContextRecordSubjects []string `json:"ParentContextRecordSubjects"`
+	Job                         string   `json:"Job"`
+	SourceKind                  string   `json:"SourceKind"`
+	MessageID                   string   `json:"MessageId"`
+	ExecutionID                 string   `json:"ExecutionId"`
+}
+
+// CompletedBody is the DataExportCompleted payload.
+type CompletedBody struct {
+	header
+	OperationType        string `json:"OperationType"`
+	ProjectCategory      string `json:"ProjectCategory"`
+	EntityName           string `json:"EntityName"`
+	SourceFormat         string `json:"SourceFormat"`
+	NoOfRecords          int64  `json:"NoOfRecords"`
+	ContentType          string `json:"ContentType"`
+	ContentEncoding      string `json:"ContentEncoding"`
+	ContentLength        int64  `json:"ContentLength"`
+	ContentSHA256        string `json:"ContentSHA256"`
+	DownloadURL          string `json:"DownloadURL"`
+	DownloadURLExpiresAt string `json:"DownloadURLExpiresAt"`
+}
+
+// FailedBody is the DataExportFailed payload.
+type FailedBody struct {
+	header
+	OperationType   string `json:"OperationType"`
+	ProjectCategory string `json:"ProjectCategory"`
+	EntityName      string `json:"EntityName,omitempty"`
+	FailureReason   string `json:"FailureReason"`
+	FailureMessage  string `json:"FailureMessage"`
+	QuarantineFile  string `json:"QuarantineFile"`
+}
+
+func newHeader(typ string, src Source, id string, at time.Time) header {
+	at = at.UTC()
+	return header{
+		BusinessEventID:             typ,
+		BusinessEventLegalEntity:    src.LegalEntity,
+		EventID:                     id,
+		EventTime:                   fmt.Sprintf("/Date(%d)/", at.UnixMilli()),
+		EventTimeIso8601:            at.Format("2006-01-02T15:04:05.0000000Z"),
+		MajorVersion:                1,
+		ParentContextRecordSubjects: []string{},
+		Job:                         src.Job,
+		SourceKind:                  src.Kind,
+		MessageID:                   src.MessageID,
+		ExecutionID:                 src.ExecutionID,
+	}
+}
+
+// Topic returns the topic of an event: dataexport/<job>/<entity> for
+// completed exports, dataexport/<job>/failed for failures.
+func Topic(job, typ, entity string) string {
+	if typ == TypeFailed {
+		return "dataexport/" + job + "/failed"
+	}
+	return "dataexport/" + job + "/" + strings.ReplaceAll(entity, "/", "_")
+}
+
+// NewCompleted builds the DataExportCompleted event of one entity file.
+// ControlNumber and DownloadURL are filled in when it is sent.
+func NewCompleted(src Source, f File, at time.Time) store.Event {
+	id := uuid.NewString()
+	body := CompletedBody{header: newHeader(TypeCompleted, src, id, at), OperationType: "Export", ProjectCategory: "Integration",
+		EntityName: f.Entity, SourceFormat: f.SourceFormat, NoOfRecords: f.Records, ContentType: f.ContentType,
+		ContentEncoding: f.ContentEncoding, ContentLength: f.Bytes, ContentSHA256: f.SHA256}
+	b, _ := json.Marshal(body)
+	return store.Event{ID: id, Type: TypeCompleted, Topic: Topic(src.Job, TypeCompleted, f.Entity), Job: src.Job, Entity: f.Entity,
+		Body: b, ArtifactID: f.ArtifactID, CreatedAt: at}
+}
+
+// NewFailed builds a DataExportFailed event. entity is "" when the whole
+// package failed.
+func NewFailed(src Source, reason, message, entity, quarantineFile string, at time.Time) store.Event {
+	id := uuid.NewString()
+	body := FailedBody{header: newHeader(TypeFailed, src, id, at), OperationType: "Export", ProjectCategory: "Integration",
+		EntityName: entity, FailureReason: reason, FailureMessage: message, QuarantineFile: quarantineFile}
+	b, _ := json.Marshal(body)
+	return store.Event{ID: id, Type: TypeFailed, Topic: Topic(src.Job, TypeFailed, entity), Job: src.Job, Entity: entity, Body: b, CreatedAt: at}
+}
+
+// render fills in the fields that are set per attempt.
+func render(ev store.Event, url string, expires time.Time) ([]byte, error) {
+	switch ev.Type {
+	case TypeCompleted:
+		var b CompletedBody
+		if err := json.Unmarshal(ev.Body, &b); err != nil {
+			return nil, fmt.Errorf("event %s: stored body: %w", ev.ID, err)
+		}
+		b.ControlNumber = ev.ControlNumber
+		b.DownloadURL = url
+		if url != "" {
+			b.DownloadURLExpiresAt = expires.UTC().Format(time.RFC3339)
+		}
+		return json.Marshal(b)
+	case TypeFailed:
+		var b FailedBody
+		if err := json.Unmarshal(ev.Body, &b); err != nil {
+			return nil, fmt.Errorf("event %s: stored body: %w", ev.ID, err)
+		}
+		b.ControlNumber = ev.ControlNumber
+		return json.Marshal(b)
+	}
+	return nil, fmt.Errorf("event %s: unknown type %q", ev.ID, ev.Type)
+}

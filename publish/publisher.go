@@ -1,0 +1,341 @@
+package publish
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/exportbridge/exportbridge/internal/store"
+)
+
+// Store is the part of the store the publisher uses.
+type Store interface {
+	ClaimDue(ctx context.Context, subscription string, now, leaseUntil time.Time, limit int) ([]store.Delivery, error)
+	Complete(ctx context.Context, id int64, o store.Outcome) error
+	Rescue(ctx context.Context, leasedUntil, now time.Time) (int, error)
+	Replay(ctx context.Context, f store.Filter, now time.Time) (int, error)
+	Pause(ctx context.Context, subscription, reason string, at time.Time) error
+	Resume(ctx context.Context, subscription string) error
+	Paused(ctx context.Context) (map[string]string, error)
+}
+
+// URLMinter mints download links (internal/files.Signer).
+type URLMinter interface {
+	URL(id, name string, expires time.Time) string
+	TTL() time.Duration
+}
+
+// Observer is told every attempt's outcome (metrics); latency is from the
+// commit of the event to this attempt.
+type Observer interface {
+	Attempted(subscription, outcome string, latency time.Duration)
+}
+
+// Config tunes the publisher. Zero values take the defaults shown.
+type Config struct {
+	// PollInterval is how often each subscription looks for due deliveries
+	// when nothing wakes it (retries coming due). Default 250ms.
+	PollInterval time.Duration
+	// RescueInterval is how often leases left by a crashed process are
+	// returned to pending. Default 30s.
+	RescueInterval time.Duration
+	// LeaseMargin is added to a subscription's timeout to lease a claimed
+	// delivery. Default 30s.
+	LeaseMargin time.Duration
+	// SharedStore says other processes deliver from the same store. When
+	// false (SQLite: one process), Start takes back every lease at once, since
+	// any in-flight row was left by this process's previous run; when true,
+	// only expired leases are taken, by the rescuer.
+	SharedStore bool
+}
+
+func (c Config) withDefaults() Config {
+	if c.PollInterval == 0 {
+		c.PollInterval = 250 * time.Millisecond
+	}
+	if c.RescueInterval == 0 {
+		c.RescueInterval = 30 * time.Second
+	}
+	if c.LeaseMargin == 0 {
+		c.LeaseMargin = 30 * time.Second
+	}
+	return c
+}
+
+// Publisher delivers committed events: one dispatcher per subscription
+// claims due deliveries (at most MaxInFlight at a time, so a slow or dead
+// target only ever holds up itself), makes one attempt each, and records
+// the outcome, which is the retry state that survives restarts.
+type Publisher struct {
+	cfg    Config
+	st     Store
+	subs   []*Subscription
+	sender *Sender
+	minter URLMinter
+	obs    Observer
+	log    zerolog.Logger
+	now    func() time.Time
+
+	wake map[string]chan struct{}
+
+	mu       sync.Mutex
+	started  bool
+	stopOnce sync.Once
+	cancel   context.CancelFunc // stops claiming
+	abort    context.CancelFunc // cuts attempts short at the shutdown deadline
+	loops    sync.WaitGroup
+	inflight sync.WaitGroup
+}
+
+// Option adjusts a Publisher.
+type Option func(*Publisher)
+
+// WithObserver reports attempts to o.
+func WithObserver(o Observer) Option { return func(p *Publisher) { p.obs = o } }
+
+// WithClock sets the clock (tests).
+func WithClock(now func() time.Time) Option { return func(p *Publisher) { p.now = now } }
+
+// New returns a publisher for subs.
+func New(cfg Config, st Store, subs []*Subscription, minter URLMinter, log zerolog.Logger, opts ...Option) *Publisher {
+	p := &Publisher{cfg: cfg.withDefaults(), st: st, subs: subs, sender: NewSender(), minter: minter,
+		log: log.With().Str("component", "publish").Logger(), now: time.Now, wake: map[string]chan struct{}{}}
+	for _, s := range subs {
+		p.wake[s.Name] = make(chan struct{}, 1)
+	}
+	for _, o := range opts {
+		o(p)
+	}
+	return p
+}
+
+// Subscriptions returns the configured subscriptions.
+func (p *Publisher) Subscriptions() []*Subscription { return p.subs }
+
+// Start launches the dispatchers and the rescuer. It first returns to
+// pending any delivery a previous process left in flight.
+func (p *Publisher) Start(ctx context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.started {
+		return errors.New("publish: already started")
+	}
+	p.started = true
+	now := p.now()
+	leasedUntil := now
+	if !p.cfg.SharedStore {
+		leasedUntil = now.AddDate(100, 0, 0)
+	}
+	if n, err := p.st.Rescue(ctx, leasedUntil, now); err != nil {
+		return fmt.Errorf("publish: rescuing deliveries: %w", err)
+	} else if n > 0 {
+		p.log.Info().Int("deliveries", n).Msg("resuming deliveries left in flight by a previous run")
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	attemptCtx, abort := context.WithCancel(context.WithoutCancel(ctx))
+	p.cancel, p.abort = cancel, abort
+	for _, s := range p.subs {
+		p.loops.Add(1)
+		go p.dispatch(runCtx, attemptCtx, s)
+	}
+	p.loops.Add(1)
+	go p.rescueLoop(runCtx)
+	return nil
+}
+
+// Stop stops claiming, lets attempts in flight finish until ctx ends, then
+// cuts the rest short and returns them to pending. It is idempotent.
+func (p *Publisher) Stop(ctx context.Context) error {
+	p.mu.Lock()
+	started := p.started
+	p.mu.Unlock()
+	if !started {
+		return nil
+	}
+	var err error
+	p.stopOnce.Do(func() {
+		p.cancel()
+		p.loops.Wait()
+		done := make(chan struct{})
+		go func() { p.inflight.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			p.abort() // attempts see a cancelled context and release their rows
+			<-done
+			err = fmt.Errorf("publish: shutdown deadline passed; unfinished attempts returned to pending: %w", ctx.Err())
+		}
+		p.abort()
+	})
+	return err
+}
+
+// Notify wakes every dispatcher: new deliveries were committed.
+func (p *Publisher) Notify() {
+	for _, ch := range p.wake {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Replay returns dead letters (or the deliveries f selects) to pending and
+// wakes the dispatchers. Replayed events keep their EventId.
+func (p *Publisher) Replay(ctx context.Context, f store.Filter) (int, error) {
+	n, err := p.st.Replay(ctx, f, p.now())
+	if err == nil && n > 0 {
+		p.Notify()
+	}
+	return n, err
+}
+
+// Resume un-pauses a subscription (after a 410) and wakes it.
+func (p *Publisher) Resume(ctx context.Context, subscription string) error {
+	if err := p.st.Resume(ctx, subscription); err != nil {
+		return err
+	}
+	p.Notify()
+	return nil
+}
+
+func (p *Publisher) rescueLoop(ctx context.Context) {
+	defer p.loops.Done()
+	t := time.NewTicker(p.cfg.RescueInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			now := p.now()
+			if n, err := p.st.Rescue(ctx, now, now); err != nil && ctx.Err() == nil {
+				p.log.Error().Err(err).Msg("rescuing expired leases failed")
+			} else if n > 0 {
+				p.log.Warn().Int("deliveries", n).Msg("returned deliveries with expired leases to pending")
+				p.Notify()
+			}
+		}
+	}
+}
+
+// dispatch claims and sends the deliveries of one subscription.
+func (p *Publisher) dispatch(ctx, attemptCtx context.Context, s *Subscription) {
+	defer p.loops.Done()
+	log := p.log.With().Str("subscription", s.Name).Logger()
+	slots := make(chan struct{}, s.MaxInFlight)
+	released := make(chan struct{}, 1) // an attempt ended: a slot is free
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		case <-p.wake[s.Name]:
+		case <-released:
+		}
+		if free := cap(slots) - len(slots); free > 0 {
+			p.claimAndSend(ctx, attemptCtx, s, slots, released, free, log)
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		timer.Reset(p.cfg.PollInterval)
+	}
+}
+
+func (p *Publisher) claimAndSend(ctx, attemptCtx context.Context, s *Subscription, slots, released chan struct{}, free int, log zerolog.Logger) {
+	paused, err := p.st.Paused(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			log.Error().Err(err).Msg("reading paused subscriptions failed")
+		}
+		return
+	}
+	if _, ok := paused[s.Name]; ok {
+		return
+	}
+	now := p.now()
+	ds, err := p.st.ClaimDue(ctx, s.Name, now, now.Add(s.Timeout+p.cfg.LeaseMargin), free)
+	if err != nil {
+		if ctx.Err() == nil {
+			log.Error().Err(err).Msg("claiming deliveries failed")
+		}
+		return
+	}
+	for _, d := range ds {
+		slots <- struct{}{}
+		p.inflight.Add(1)
+		go func(d store.Delivery) {
+			defer func() {
+				<-slots
+				select {
+				case released <- struct{}{}:
+				default:
+				}
+				p.inflight.Done()
+			}()
+			p.attempt(attemptCtx, s, d, log)
+		}(d)
+	}
+}
+
+// attempt sends one claimed delivery and records the outcome.
+func (p *Publisher) attempt(ctx context.Context, s *Subscription, d store.Delivery, log zerolog.Logger) {
+	now := p.now()
+	url, expires := "", time.Time{}
+	if d.Artifact != nil && d.Artifact.DeletedAt.IsZero() {
+		expires = now.Add(p.minter.TTL())
+		url = p.minter.URL(d.Artifact.ID, d.Artifact.Name, expires)
+	}
+	body, err := render(d.Event, url, expires)
+	var status int
+	if err == nil {
+		status, err = p.sender.Send(ctx, Request{Sub: s, EventID: d.Event.ID, Type: d.Event.Type, Job: d.Event.Job, Entity: d.Event.Entity,
+			Time: d.Event.CreatedAt, Attempt: d.Attempt, Body: body, Now: now})
+	}
+	// Record the outcome even while shutting down: the attempt happened.
+	recCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	end := p.now()
+	var o store.Outcome
+	if ctx.Err() != nil && err != nil {
+		// Cut short by shutdown: release the row; the attempt does not count
+		// as a failure of the target.
+		o = store.Outcome{State: store.StatePending, NextAt: end, Error: "interrupted by shutdown", At: end}
+	} else {
+		o = nextOutcome(s.Retry, d.Attempt, status, err, end)
+	}
+	if cerr := p.st.Complete(recCtx, d.ID, o); cerr != nil {
+		log.Error().Err(cerr).Int64("delivery_id", d.ID).Msg("recording delivery outcome failed; the lease will expire and it will be retried")
+		return
+	}
+	var se *SendError
+	if errors.As(err, &se) && se.Gone {
+		if perr := p.st.Pause(recCtx, s.Name, fmt.Sprintf("HTTP 410 Gone for event %s", d.Event.ID), end); perr != nil {
+			log.Error().Err(perr).Msg("pausing subscription failed")
+		}
+		log.Warn().Str("event_id", d.Event.ID).Msg("subscription answered 410 Gone: paused until resumed")
+	}
+	label := outcomeLabel(o.State)
+	if p.obs != nil {
+		p.obs.Attempted(s.Name, label, end.Sub(d.CreatedAt))
+	}
+	ev := log.Debug()
+	switch label {
+	case OutcomeRetry:
+		ev = log.Info().Time("next_attempt_at", o.NextAt)
+	case OutcomeDead:
+		ev = log.Warn()
+	}
+	ev.Str("event_id", d.Event.ID).Int64("delivery_id", d.ID).Int("attempt", d.Attempt).Int("status", o.Status).
+		Str("outcome", label).Str("error", o.Error).Msg("delivery attempt")
+}

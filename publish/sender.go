@@ -1,0 +1,169 @@
+package publish
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-resty/resty/v2"
+)
+
+// Version is sent in User-Agent; the binary sets it at start.
+var Version = "dev"
+
+// SendError is a failed attempt. Retryable says whether the same delivery
+// may succeed later; Gone (HTTP 410) asks for the subscription to be paused.
+type SendError struct {
+	Status     int           // 0 when no response arrived
+	RetryAfter time.Duration // from Retry-After, 0 when absent
+	Retryable  bool
+	Gone       bool
+	Err        error
+}
+
+func (e *SendError) Error() string {
+	if e.Status != 0 {
+		return fmt.Sprintf("HTTP %d: %v", e.Status, e.Err)
+	}
+	return e.Err.Error()
+}
+
+func (e *SendError) Unwrap() error { return e.Err }
+
+// Request is one attempt to send an event to a subscription.
+type Request struct {
+	Sub     *Subscription
+	EventID string
+	Type    string
+	Job     string
+	Entity  string
+	Time    time.Time // event time
+	Attempt int
+	Body    []byte
+	Now     time.Time // the attempt's time, signed as webhook-timestamp
+}
+
+// Sender makes exactly one HTTP attempt per call; retrying is the
+// publisher's job, driven by the stored retry state.
+type Sender struct {
+	client *resty.Client
+}
+
+// NewSender returns a Sender with its own connection pool.
+func NewSender() *Sender {
+	c := resty.New()
+	c.SetRetryCount(0)
+	c.SetLogger(quietLogger{})
+	// A webhook answer of 3xx is not success and must not be followed to a
+	// place the subscriber did not configure.
+	c.SetRedirectPolicy(resty.NoRedirectPolicy())
+	c.SetTransport(&http.Transport{Proxy: http.ProxyFromEnvironment, MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second,
+		ForceAttemptHTTP2: true, TLSHandshakeTimeout: 10 * time.Second})
+	return &Sender{client: c}
+}
+
+const maxResponseBody = 64 << 10
+
+// Send makes one attempt and returns the HTTP status (0 when no response
+// arrived); a nil error means delivered.
+func (s *Sender) Send(ctx context.Context, r Request) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.Sub.Timeout)
+	defer cancel()
+	req := s.client.R().SetContext(ctx).SetDoNotParseResponse(true).SetBody(r.Body)
+	for k, v := range r.Sub.Headers {
+		req.SetHeader(k, v)
+	}
+	ceType := "com.exportbridge.dataexport.completed"
+	if r.Type == TypeFailed {
+		ceType = "com.exportbridge.dataexport.failed"
+	}
+	subject := r.Entity
+	if subject == "" {
+		subject = r.Job
+	}
+	req.SetHeaders(map[string]string{
+		"Content-Type":         "application/json",
+		"User-Agent":           "exportbridge/" + Version,
+		"webhook-id":           r.EventID,
+		"webhook-timestamp":    strconv.FormatInt(r.Now.Unix(), 10),
+		"ce-specversion":       "1.0",
+		"ce-id":                r.EventID,
+		"ce-source":            "/exportbridge/jobs/" + r.Job,
+		"ce-type":              ceType,
+		"ce-subject":           subject,
+		"ce-time":              r.Time.UTC().Format(time.RFC3339Nano),
+		"exportbridge-attempt": strconv.Itoa(r.Attempt),
+	})
+	if len(r.Sub.keys) > 0 {
+		req.SetHeader("webhook-signature", Sign(r.Sub.keys, r.EventID, r.Now.Unix(), r.Body))
+	}
+	resp, err := req.Post(r.Sub.URL)
+	if err != nil {
+		// Timeouts, refused and reset connections: the target may be back soon.
+		return 0, &SendError{Retryable: true, Err: redactTransport(err, r.Sub.URL)}
+	}
+	body := resp.RawBody()
+	defer body.Close()
+	text, _ := io.ReadAll(io.LimitReader(body, maxResponseBody))
+	_, _ = io.Copy(io.Discard, io.LimitReader(body, 1<<20)) // reuse the connection
+	status := resp.StatusCode()
+	switch {
+	case status >= 200 && status < 300:
+		if r.Sub.SuccessBody != "" && !strings.Contains(string(text), r.Sub.SuccessBody) {
+			return status, &SendError{Status: status, Retryable: true, Err: fmt.Errorf("response lacks success_body %q: %.200s", r.Sub.SuccessBody, text)}
+		}
+		return status, nil
+	case status == http.StatusRequestTimeout || status == http.StatusTooManyRequests || status >= 500:
+		return status, &SendError{Status: status, Retryable: true, RetryAfter: retryAfter(resp.Header(), r.Now), Err: errors.New(snippet(text))}
+	case status == http.StatusGone:
+		return status, &SendError{Status: status, Gone: true, Err: errors.New("target is gone; subscription paused: " + snippet(text))}
+	default:
+		return status, &SendError{Status: status, Err: errors.New(snippet(text))}
+	}
+}
+
+func snippet(b []byte) string {
+	s := strings.TrimSpace(string(b))
+	if len(s) > 300 {
+		s = s[:300] + "…"
+	}
+	if s == "" {
+		s = "(empty body)"
+	}
+	return s
+}
+
+func retryAfter(h http.Header, now time.Time) time.Duration {
+	v := strings.TrimSpace(h.Get("Retry-After"))
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.Atoi(v); err == nil && secs > 0 {
+		return time.Duration(secs) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}
+
+// redactTransport keeps a subscription URL's query (which may hold a key)
+// out of error text.
+func redactTransport(err error, target string) error {
+	msg := err.Error()
+	if i := strings.IndexByte(target, '?'); i >= 0 {
+		msg = strings.ReplaceAll(msg, target, target[:i]+"?REDACTED")
+	}
+	return errors.New(msg)
+}
+
+type quietLogger struct{}
+
+func (quietLogger) Errorf(string, ...any) {}
+func (quietLogger) Warnf(string, ...any)  {}
+func (quietLogger) Debugf(string, ...any) {}
