@@ -21,6 +21,9 @@ type SQLite struct {
 	// serialising here avoids SQLITE_BUSY retries under load.
 	mu        sync.Mutex
 	closeOnce sync.Once
+
+	stmtMu sync.Mutex
+	stmts  map[string]*sql.Stmt // hot statements, prepared once
 }
 
 var _ Store = (*SQLite)(nil)
@@ -42,7 +45,7 @@ func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
 	db.SetMaxOpenConns(4)
-	s := &SQLite{db: db}
+	s := &SQLite{db: db, stmts: map[string]*sql.Stmt{}}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -100,6 +103,32 @@ func (s *SQLite) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 		return err
 	}
 	return tx.Commit()
+}
+
+// prepared returns the statement for query, preparing it on first use:
+// preparing is a large share of the cost of the small, frequent queries of
+// delivery bookkeeping.
+func (s *SQLite) prepared(ctx context.Context, query string) (*sql.Stmt, error) {
+	s.stmtMu.Lock()
+	defer s.stmtMu.Unlock()
+	if st, ok := s.stmts[query]; ok {
+		return st, nil
+	}
+	st, err := s.db.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	s.stmts[query] = st
+	return st, nil
+}
+
+// txExec runs a prepared statement inside tx.
+func (s *SQLite) txExec(ctx context.Context, tx *sql.Tx, query string, args ...any) (sql.Result, error) {
+	st, err := s.prepared(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return tx.StmtContext(ctx, st).ExecContext(ctx, args...)
 }
 
 func ms(t time.Time) int64 {
@@ -303,14 +332,23 @@ func scanDeliveries(rows *sql.Rows) ([]Delivery, error) {
 	return out, rows.Err()
 }
 
+const claimQuery = `UPDATE deliveries SET state = 'in_flight', attempt = attempt + 1, lease_until = ?, updated_at = ?
+	WHERE id IN (SELECT id FROM deliveries WHERE subscription = ? AND state = 'pending' AND next_attempt_at <= ?
+	             ORDER BY next_attempt_at, id LIMIT ?)
+	RETURNING id`
+
+const completeQuery = `UPDATE deliveries SET state = ?, next_attempt_at = ?, lease_until = 0, last_status = ?, last_error = ?,
+	updated_at = ?, delivered_at = ? WHERE id = ? AND state = 'in_flight'`
+
 // ClaimDue implements Store.
 func (s *SQLite) ClaimDue(ctx context.Context, subscription string, now, leaseUntil time.Time, limit int) ([]Delivery, error) {
 	var ids []int64
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `UPDATE deliveries SET state = 'in_flight', attempt = attempt + 1, lease_until = ?, updated_at = ?
-			WHERE id IN (SELECT id FROM deliveries WHERE subscription = ? AND state = 'pending' AND next_attempt_at <= ?
-			             ORDER BY next_attempt_at, id LIMIT ?)
-			RETURNING id`, ms(leaseUntil), ms(now), subscription, ms(now), limit)
+		st, err := s.prepared(ctx, claimQuery)
+		if err != nil {
+			return err
+		}
+		rows, err := tx.StmtContext(ctx, st).QueryContext(ctx, ms(leaseUntil), ms(now), subscription, ms(now), limit)
 		if err != nil {
 			return err
 		}
@@ -350,9 +388,7 @@ func (s *SQLite) Complete(ctx context.Context, id int64, o Outcome) error {
 		errText = errText[:2000]
 	}
 	return s.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE deliveries SET state = ?, next_attempt_at = ?, lease_until = 0, last_status = ?, last_error = ?,
-			updated_at = ?, delivered_at = ? WHERE id = ? AND state = 'in_flight'`,
-			o.State, ms(o.NextAt), o.Status, errText, ms(o.At), delivered, id)
+		res, err := s.txExec(ctx, tx, completeQuery, o.State, ms(o.NextAt), o.Status, errText, ms(o.At), delivered, id)
 		return mustAffect(res, err)
 	})
 }
@@ -466,7 +502,11 @@ func (s *SQLite) Resume(ctx context.Context, subscription string) error {
 
 // Paused implements Store.
 func (s *SQLite) Paused(ctx context.Context) (map[string]string, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT subscription, reason FROM subscription_pauses`)
+	st, err := s.prepared(ctx, `SELECT subscription, reason FROM subscription_pauses`)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := st.QueryContext(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -557,6 +597,13 @@ func (s *SQLite) Ping(ctx context.Context) error { return s.db.PingContext(ctx) 
 // Close implements Store; it is idempotent.
 func (s *SQLite) Close() error {
 	var err error
-	s.closeOnce.Do(func() { err = s.db.Close() })
+	s.closeOnce.Do(func() {
+		s.stmtMu.Lock()
+		for _, st := range s.stmts {
+			st.Close()
+		}
+		s.stmtMu.Unlock()
+		err = s.db.Close()
+	})
 	return err
 }
