@@ -116,9 +116,10 @@ func (s *Source) DownloadURL(m *Message) string {
 	return loc
 }
 
-// Download fetches the message's file with the bearer token into dir.
-func (s *Source) Download(ctx context.Context, m *Message, dir string) (*finops.Download, error) {
-	return s.client.Download(ctx, finops.Request{Op: "download", Method: http.MethodGet, Path: s.DownloadURL(m)}, dir)
+// Download fetches the message's file with the bearer token into dir;
+// progress, when not nil, sees the bytes as they arrive.
+func (s *Source) Download(ctx context.Context, m *Message, dir string, progress func(received, total int64)) (*finops.Download, error) {
+	return s.client.Download(ctx, finops.Request{Op: "download", Method: http.MethodGet, Path: s.DownloadURL(m), Progress: progress}, dir)
 }
 
 // Ack acknowledges m by posting the dequeue body back, as FinOps requires.

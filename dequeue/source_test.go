@@ -49,7 +49,7 @@ func TestDrainUntilEmpty(t *testing.T) {
 		}
 		require.False(t, m.Redelivered())
 		require.NotEmpty(t, m.BlobID)
-		dl, err := src.Download(ctx, m, t.TempDir())
+		dl, err := src.Download(ctx, m, t.TempDir(), nil)
 		require.NoError(t, err)
 		data, err := os.ReadFile(dl.Path)
 		require.NoError(t, err)

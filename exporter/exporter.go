@@ -32,6 +32,8 @@ var (
 	ErrTimeout = errors.New("package export timed out")
 	// ErrNoPackageURL: GetExportedPackageUrl kept answering "".
 	ErrNoPackageURL = errors.New("package URL not available")
+	// ErrNotFound: FinOps has no execution with that id (yet).
+	ErrNotFound = errors.New("execution not found")
 )
 
 const actionPath = "data/DataManagementDefinitionGroups/Microsoft.Dynamics.DataEntities."
@@ -145,6 +147,20 @@ func (e *FailedError) Error() string {
 
 func (e *FailedError) Unwrap() error { return ErrExportFailed }
 
+// Status reads an export's status once; ErrNotFound when FinOps knows no
+// execution with that id (it answers 400 "were not found").
+func (e *Exporter) Status(ctx context.Context, executionID string) (Status, error) {
+	v, err := e.action(ctx, "GetExecutionSummaryStatus", map[string]any{"executionId": executionID})
+	if isNotFound(err) {
+		return "", fmt.Errorf("%w: %s", ErrNotFound, executionID)
+	}
+	return Status(v), err
+}
+
+func isNotFound(err error) bool {
+	return finops.IsStatus(err, http.StatusBadRequest) && strings.Contains(err.Error(), "were not found")
+}
+
 // WaitForCompletion polls GetExecutionSummaryStatus every interval until the
 // export succeeds, fails (a *FailedError with GetExecutionErrors' text) or
 // timeout passes (ErrTimeout). A 400 "were not found" right after the start
@@ -158,7 +174,7 @@ func (e *Exporter) WaitForCompletion(ctx context.Context, executionID string, in
 		switch {
 		case err == nil:
 			st = Status(v)
-		case finops.IsStatus(err, http.StatusBadRequest) && strings.Contains(err.Error(), "were not found"):
+		case isNotFound(err):
 			st = StatusNotRun
 		default:
 			return "", err
@@ -246,13 +262,13 @@ func (e *Exporter) PackageURL(ctx context.Context, executionID string, interval 
 // Download fetches the package of a finished export into dir. The blob URL
 // is a SAS URL and is fetched without a bearer token; on 403 (the SAS may
 // have expired between asking and fetching) a fresh URL is asked for once.
-func (e *Exporter) Download(ctx context.Context, executionID, dir string, interval time.Duration) (*finops.Download, error) {
+func (e *Exporter) Download(ctx context.Context, executionID, dir string, interval time.Duration, progress func(received, total int64)) (*finops.Download, error) {
 	for attempt := 0; ; attempt++ {
 		u, err := e.PackageURL(ctx, executionID, interval, 100)
 		if err != nil {
 			return nil, err
 		}
-		dl, err := e.client.Download(ctx, finops.Request{Op: "package download", Method: http.MethodGet, Path: u, NoAuth: true}, dir)
+		dl, err := e.client.Download(ctx, finops.Request{Op: "package download", Method: http.MethodGet, Path: u, NoAuth: true, Progress: progress}, dir)
 		if err != nil && attempt == 0 && finops.IsStatus(err, http.StatusForbidden) {
 			continue
 		}

@@ -58,7 +58,7 @@ func TestExportPollDownload(t *testing.T) {
 		require.Equal(t, exporter.StatusSucceeded, st)
 		require.Equal(t, []exporter.Status{"NotRun", "Executing", "Executing", "Succeeded"}, seen)
 
-		dl, err := ex.Download(ctx, id, t.TempDir(), time.Second)
+		dl, err := ex.Download(ctx, id, t.TempDir(), time.Second, nil)
 		require.NoError(t, err)
 		pkg, ok := sim.ExportedPackage(id)
 		require.True(t, ok)
@@ -135,7 +135,7 @@ func TestBlobDownloadRefusesBearerAndRefreshesURLOn403(t *testing.T) {
 	// A 403 (expired SAS) makes the exporter ask for a fresh URL once.
 	sim.InjectFault(finopssim.Fault{PathPrefix: "/blob/", Status: http.StatusForbidden, Times: 1})
 	before := sim.Requests("POST /data/DataManagementDefinitionGroups/Microsoft.Dynamics.DataEntities.GetExportedPackageUrl")
-	_, err = ex.Download(ctx, id, t.TempDir(), time.Second)
+	_, err = ex.Download(ctx, id, t.TempDir(), time.Second, nil)
 	require.NoError(t, err)
 	require.Equal(t, before+2, sim.Requests("POST /data/DataManagementDefinitionGroups/Microsoft.Dynamics.DataEntities.GetExportedPackageUrl"))
 }
@@ -145,4 +145,18 @@ func TestNewExecutionID(t *testing.T) {
 	id := exporter.NewExecutionID("vendors", time.Date(2026, 11, 23, 2, 0, 5, 0, time.FixedZone("x", 3600)))
 	require.Regexp(t, regexp.MustCompile(`^vendors-20261123T010005Z-[0-9a-f]{8}$`), id)
 	require.NotEqual(t, id, exporter.NewExecutionID("vendors", time.Now()))
+}
+
+func TestStatusNotFoundBeforeStart(t *testing.T) {
+	t.Parallel()
+	_, _, ex, _ := setup(t, finopssim.Config{})
+	ctx := context.Background()
+	id := exporter.NewExecutionID(spec.Job, time.Now())
+	_, err := ex.Status(ctx, id)
+	require.ErrorIs(t, err, exporter.ErrNotFound)
+	_, err = ex.Start(ctx, spec, id)
+	require.NoError(t, err)
+	st, err := ex.Status(ctx, id)
+	require.NoError(t, err)
+	require.Equal(t, exporter.StatusNotRun, st)
 }

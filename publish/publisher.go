@@ -80,7 +80,8 @@ type Publisher struct {
 	log    zerolog.Logger
 	now    func() time.Time
 
-	wake map[string]chan struct{}
+	wake       map[string]chan struct{}
+	beforeSend func()
 
 	mu       sync.Mutex
 	started  bool
@@ -99,6 +100,10 @@ func WithObserver(o Observer) Option { return func(p *Publisher) { p.obs = o } }
 
 // WithClock sets the clock (tests).
 func WithClock(now func() time.Time) Option { return func(p *Publisher) { p.now = now } }
+
+// WithAttemptHook calls hook just before each attempt is sent (the crash
+// tests' failpoint).
+func WithAttemptHook(hook func()) Option { return func(p *Publisher) { p.beforeSend = hook } }
 
 // New returns a publisher for subs.
 func New(cfg Config, st Store, subs []*Subscription, minter URLMinter, log zerolog.Logger, opts ...Option) *Publisher {
@@ -299,6 +304,9 @@ func (p *Publisher) attempt(ctx context.Context, s *Subscription, d store.Delive
 	body, err := render(d.Event, url, expires)
 	var status int
 	if err == nil {
+		if p.beforeSend != nil {
+			p.beforeSend()
+		}
 		status, err = p.sender.Send(ctx, Request{Sub: s, EventID: d.Event.ID, Type: d.Event.Type, Job: d.Event.Job, Entity: d.Event.Entity,
 			Time: d.Event.CreatedAt, Attempt: d.Attempt, Body: body, Now: now})
 	}

@@ -69,6 +69,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return cmdSim(ctx, args, stderr)
 	case "convert":
 		return cmdConvert(ctx, args, stdout, stderr)
+	case "deliveries":
+		return cmdDeliveries(ctx, args, stdout, stderr)
+	case "replay":
+		return cmdReplay(ctx, args, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "exportbridge", versionString())
 		return exitOK
@@ -160,7 +164,8 @@ func cmdExportNow(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return code
 	}
 	log := adapter.NewLogger(cfg.Log, stderr)
-	err := adapter.ExportNow(ctx, cfg, log, adapter.ExportNowOptions{Jobs: jobs, NoWait: *noWait, Out: stdout, Progress: adapter.IsTerminal(stderr)})
+	terminal := adapter.IsTerminal(stderr)
+	err := adapter.ExportNow(ctx, cfg, log, adapter.ExportNowOptions{Jobs: jobs, NoWait: *noWait, Out: progressOut(terminal, stderr, stdout), Progress: terminal})
 	switch {
 	case err == nil:
 		return exitOK
@@ -228,4 +233,56 @@ func cmdConvert(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintln(stderr, "convert:", err)
 	}
 	return code
+}
+
+// progressOut: bars go to the terminal (stderr), the summary to stdout.
+func progressOut(terminal bool, stderr, stdout io.Writer) io.Writer {
+	if terminal {
+		return stderr
+	}
+	return stdout
+}
+
+func cmdDeliveries(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("deliveries", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	state := fs.String("state", "", "pending | in_flight | delivered | dead (default all)")
+	sub := fs.String("subscription", "", "only this subscription")
+	limit := fs.Int("limit", 50, "at most this many, newest first")
+	cfg, _, code := loadConfig(fs, args, stderr)
+	if code != exitOK {
+		return code
+	}
+	if err := adapter.ListDeliveries(ctx, cfg, adapter.DeliveryQuery{State: *state, Subscription: *sub, Limit: *limit}, stdout); err != nil {
+		fmt.Fprintln(stderr, "deliveries:", err)
+		return exitFailed
+	}
+	return exitOK
+}
+
+func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	id := fs.Int64("id", 0, "replay this delivery")
+	sub := fs.String("subscription", "", "replay this subscription's dead letters")
+	all := fs.Bool("all", false, "replay every dead letter")
+	state := fs.String("state", "dead", "replay deliveries in this state (dead or delivered)")
+	cfg, _, code := loadConfig(fs, args, stderr)
+	if code != exitOK {
+		return code
+	}
+	if *id == 0 && *sub == "" && !*all {
+		fmt.Fprintln(stderr, "replay: say which: --id N, --subscription NAME or --all")
+		return exitUsage
+	}
+	n, err := adapter.ReplayDeliveries(ctx, cfg, adapter.DeliveryQuery{ID: *id, Subscription: *sub, State: *state})
+	if err != nil {
+		fmt.Fprintln(stderr, "replay:", err)
+		if errors.Is(err, adapter.ErrUsage) {
+			return exitUsage
+		}
+		return exitFailed
+	}
+	fmt.Fprintf(stdout, "%d delivery(ies) queued again; a running daemon sends them within a second, or run export-now\n", n)
+	return exitOK
 }

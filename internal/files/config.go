@@ -11,6 +11,10 @@ import (
 type Config struct {
 	// Dir holds converted files. Default "data/files".
 	Dir string `koanf:"dir"`
+	// WorkDir holds downloads while they are converted. It should be on the
+	// same file system as Dir and the quarantine folder, so that packages
+	// move there by rename. Default "data/work".
+	WorkDir string `koanf:"work_dir"`
 	// URLTTL is the lifetime of each DownloadURL. Default 1h.
 	URLTTL time.Duration `koanf:"url_ttl"`
 	// Retention: converted files are deleted this long after they were
@@ -28,6 +32,9 @@ type Config struct {
 func (c Config) WithDefaults() Config {
 	if c.Dir == "" {
 		c.Dir = "data/files"
+	}
+	if c.WorkDir == "" {
+		c.WorkDir = "data/work"
 	}
 	if c.URLTTL == 0 {
 		c.URLTTL = time.Hour

@@ -93,6 +93,9 @@ type Request struct {
 	Body        []byte // raw body, used when JSON is nil
 	ContentType string
 	NoAuth      bool // blob SAS URLs must not carry a bearer token
+	// Progress, for downloads, is told the bytes received so far and the
+	// announced total (-1 when unknown).
+	Progress func(received, total int64)
 }
 
 // Response is a successful (2xx) answer.
@@ -149,7 +152,7 @@ func (c *Client) Download(ctx context.Context, req Request, dir string) (*Downlo
 			return hr, nil // body read by the error path
 		}
 		defer hr.Body.Close()
-		d, err := c.save(hr, dir)
+		d, err := c.save(hr, dir, req.Progress)
 		if err != nil {
 			return nil, err
 		}
@@ -166,7 +169,7 @@ func (c *Client) Download(ctx context.Context, req Request, dir string) (*Downlo
 	return dl, nil
 }
 
-func (c *Client) save(hr *http.Response, dir string) (_ *Download, err error) {
+func (c *Client) save(hr *http.Response, dir string, progress func(received, total int64)) (_ *Download, err error) {
 	if hr.ContentLength > c.cfg.MaxDownloadBytes {
 		return nil, fmt.Errorf("%w: Content-Length %d exceeds max_download_bytes %d", ErrTooLarge, hr.ContentLength, c.cfg.MaxDownloadBytes)
 	}
@@ -181,7 +184,11 @@ func (c *Client) save(hr *http.Response, dir string) (_ *Download, err error) {
 		}
 	}()
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(hr.Body, c.cfg.MaxDownloadBytes+1))
+	var w io.Writer = io.MultiWriter(f, h)
+	if progress != nil {
+		w = &progressWriter{w: w, total: hr.ContentLength, report: progress}
+	}
+	n, err := io.Copy(w, io.LimitReader(hr.Body, c.cfg.MaxDownloadBytes+1))
 	if err != nil {
 		if errors.Is(err, io.ErrUnexpectedEOF) {
 			return nil, fmt.Errorf("%w after %d of %d bytes", ErrTruncated, n, hr.ContentLength)
@@ -205,6 +212,21 @@ func (c *Client) save(hr *http.Response, dir string) (_ *Download, err error) {
 		return nil, fmt.Errorf("finops: rename download: %w", err)
 	}
 	return &Download{Path: filepath.Clean(final), Size: n, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
+}
+
+// progressWriter reports bytes written as they pass.
+type progressWriter struct {
+	w      io.Writer
+	n      int64
+	total  int64
+	report func(received, total int64)
+}
+
+func (p *progressWriter) Write(b []byte) (int, error) {
+	n, err := p.w.Write(b)
+	p.n += int64(n)
+	p.report(p.n, p.total)
+	return n, err
 }
 
 func (c *Client) url(path string) string {

@@ -45,9 +45,11 @@ func RedactURL(raw string) string {
 	return u.String()
 }
 
-// redactErr rewrites the URL inside a *url.Error (which net/http puts in
+func redactErr(err error) error { return RedactError(err) }
+
+// RedactError rewrites the URL inside a *url.Error (which net/http puts in
 // every transport error) so the error string carries no secrets.
-func redactErr(err error) error {
+func RedactError(err error) error {
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		cp := *ue

@@ -151,11 +151,16 @@ func (s *Server) Serve(ctx context.Context, addr string, ready func(addr string)
 		return fmt.Errorf("finopssim: listen %s: %w", addr, err)
 	}
 	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	if s.cfg.EnqueueEvery > 0 && len(s.cfg.EnqueueActivities) > 0 {
+		// The first packages are queued before ready, so a client started
+		// right after finds them.
+		for _, a := range s.cfg.EnqueueActivities {
+			s.EnqueueSample(a)
+		}
+		go s.enqueueLoop(ctx)
+	}
 	if ready != nil {
 		ready(ln.Addr().String())
-	}
-	if s.cfg.EnqueueEvery > 0 && len(s.cfg.EnqueueActivities) > 0 {
-		go s.enqueueLoop(ctx)
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -174,13 +179,13 @@ func (s *Server) enqueueLoop(ctx context.Context) {
 	t := time.NewTicker(s.cfg.EnqueueEvery)
 	defer t.Stop()
 	for {
-		for _, a := range s.cfg.EnqueueActivities {
-			s.EnqueueSample(a)
-		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+		for _, a := range s.cfg.EnqueueActivities {
+			s.EnqueueSample(a)
 		}
 	}
 }

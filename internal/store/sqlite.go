@@ -423,6 +423,12 @@ func (f Filter) where() (string, []any) {
 		conds = append(conds, "d.id = ?")
 		args = append(args, f.ID)
 	}
+	if len(f.EventIDs) > 0 {
+		conds = append(conds, "d.event_id IN ("+strings.TrimSuffix(strings.Repeat("?,", len(f.EventIDs)), ",")+")")
+		for _, id := range f.EventIDs {
+			args = append(args, id)
+		}
+	}
 	if len(conds) == 0 {
 		return "", nil
 	}

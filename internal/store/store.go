@@ -194,5 +194,6 @@ type Filter struct {
 	State        string // "" = any (Replay: "" means dead)
 	Subscription string
 	ID           int64
-	Limit        int // default 100
+	EventIDs     []string // any of these events
+	Limit        int      // default 100
 }

@@ -1,0 +1,228 @@
+package adapter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/exportbridge/exportbridge/internal/files"
+	"github.com/exportbridge/exportbridge/internal/finopssim"
+	"github.com/exportbridge/exportbridge/internal/store"
+	"github.com/exportbridge/exportbridge/publish"
+)
+
+// ErrAddrInUse: the HTTP address is taken (a daemon is probably running).
+var ErrAddrInUse = errors.New("address in use")
+
+// AppOptions choose what an App runs.
+type AppOptions struct {
+	Schedule bool // run the cron scheduler (the daemon)
+	// HTTPOptional: when the listen address is taken, run without the HTTP
+	// server instead of failing (export-now beside a running daemon, which
+	// then serves the download links from the same files). The publisher
+	// then also treats the store as shared: it leaves the daemon's leases
+	// alone.
+	HTTPOptional bool
+	Registry     *prometheus.Registry // default: a new registry
+}
+
+// App is the wired product: simulator (demo), store, HTTP server, publisher,
+// runner, retention sweeper and scheduler. Start brings them up in that
+// order; Stop takes them down in reverse under one deadline.
+type App struct {
+	cfg     *Config
+	log     zerolog.Logger
+	opts    AppOptions
+	Store   store.Store
+	Pub     *publish.Publisher
+	Runner  *Runner
+	Sched   *Scheduler
+	Metrics *Metrics
+	Sim     *finopssim.Server
+	signer  *files.Signer
+	subs    []*publish.Subscription
+	reg     *prometheus.Registry
+	httpSrv *http.Server
+	HTTPUp  bool
+
+	bg       context.Context // lives until Stop: background work (API-started runs)
+	bgCancel context.CancelFunc
+	bgWG     sync.WaitGroup
+	stops    []func(context.Context) error
+	stopOnce sync.Once
+}
+
+// StartApp builds and starts everything. On error, what was started is
+// stopped again.
+func StartApp(ctx context.Context, cfg *Config, log zerolog.Logger, opts AppOptions) (_ *App, err error) {
+	a := &App{cfg: cfg, log: log, opts: opts, reg: opts.Registry}
+	if a.reg == nil {
+		a.reg = prometheus.NewRegistry()
+	}
+	a.bg, a.bgCancel = context.WithCancel(context.WithoutCancel(ctx))
+	a.stops = append(a.stops, func(context.Context) error { a.bgCancel(); a.bgWG.Wait(); return nil })
+	defer func() {
+		if err != nil {
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.Server.ShutdownTimeout)
+			defer cancel()
+			_ = a.Stop(sctx)
+		}
+	}()
+	if cfg.Simulator.Enabled {
+		if err := a.startSimulator(ctx); err != nil {
+			return nil, err
+		}
+	}
+	st, err := store.OpenSQLite(ctx, cfg.Store.DSN)
+	if err != nil {
+		return nil, err
+	}
+	a.Store = st
+	a.stops = append(a.stops, func(context.Context) error { return st.Close() })
+
+	key, err := files.SigningKey(ctx, cfg.Files.SigningKey, st)
+	if err != nil {
+		return nil, err
+	}
+	a.signer = files.NewSigner(key, cfg.Server.PublicURL, cfg.Files.URLTTL)
+	var subs []*publish.Subscription
+	for _, sc := range cfg.Subscriptions {
+		s, err := publish.NewSubscription(sc)
+		if err != nil {
+			return nil, err
+		}
+		subs = append(subs, s)
+	}
+	a.subs = subs
+	a.Metrics = NewMetrics(a.reg, st.Counts)
+
+	// The HTTP server starts before the publisher and stops after it:
+	// receivers fetch DownloadURLs while deliveries drain.
+	if err := a.startHTTP(); err != nil {
+		if !(opts.HTTPOptional && errors.Is(err, ErrAddrInUse)) {
+			return nil, err
+		}
+		log.Info().Str("listen", cfg.Server.Listen).Msg("address in use (is the daemon running?): its server will serve the download links")
+	}
+	// Holding the listen address means no daemon runs: every lease in the
+	// store was left by an earlier run of ours and can be taken back at once.
+	a.Pub = publish.New(publish.Config{SharedStore: !a.HTTPUp}, st, subs, a.signer, log,
+		publish.WithObserver(a.Metrics), publish.WithAttemptHook(func() { maybeCrash(fpDuringDeliver) }))
+	if a.Runner, err = NewRunner(cfg, st, subs, a.Pub.Notify, a.Metrics, log); err != nil {
+		return nil, err
+	}
+	if opts.Schedule {
+		if a.Sched, err = NewScheduler(cfg, a.Runner, log); err != nil {
+			return nil, err
+		}
+	}
+	if err := a.Pub.Start(ctx); err != nil {
+		return nil, err
+	}
+	a.stops = append(a.stops, a.Pub.Stop)
+
+	sweepCtx, sweepCancel := context.WithCancel(context.WithoutCancel(ctx))
+	sweeper := files.NewSweeper(st, cfg.Files.Retention, log)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sweeper.Run(sweepCtx, min(time.Hour, max(cfg.Files.Retention/24, time.Minute)))
+	}()
+	a.stops = append(a.stops, func(context.Context) error { sweepCancel(); <-done; return nil })
+
+	if a.Sched != nil {
+		a.Sched.Start(ctx)
+		a.stops = append(a.stops, a.Sched.Stop)
+	}
+	return a, nil
+}
+
+func (a *App) startSimulator(ctx context.Context) error {
+	simCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	ready := make(chan error, 1)
+	done := make(chan struct{})
+	opt := SimOptions{Listen: a.cfg.Simulator.Listen, DemoActivity: simActivities(a.cfg),
+		Sim: finopssim.Config{EnqueueEvery: a.cfg.Simulator.EnqueueEvery, Rows: a.cfg.Simulator.Rows, ExportPolls: 2}}
+	opt.OnReady = func(_ string, sim *finopssim.Server) { a.Sim = sim; ready <- nil }
+	go func() {
+		defer close(done)
+		if err := RunSimulator(simCtx, opt, a.log); err != nil {
+			select {
+			case ready <- err:
+			default:
+			}
+		}
+	}()
+	if err := <-ready; err != nil {
+		cancel()
+		return fmt.Errorf("simulator: %w", err)
+	}
+	a.stops = append(a.stops, func(context.Context) error { cancel(); <-done; return nil })
+	return nil
+}
+
+func (a *App) startHTTP() error {
+	ln, err := net.Listen("tcp", a.cfg.Server.Listen)
+	if err != nil {
+		if strings.Contains(err.Error(), "address already in use") {
+			return fmt.Errorf("%w: %s", ErrAddrInUse, a.cfg.Server.Listen)
+		}
+		return fmt.Errorf("listen %s: %w", a.cfg.Server.Listen, err)
+	}
+	a.httpSrv = &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := a.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.log.Error().Err(err).Msg("HTTP server failed")
+		}
+	}()
+	a.HTTPUp = true
+	a.log.Info().Str("component", "http").Str("listen", ln.Addr().String()).Str("public_url", a.cfg.Server.PublicURL).Msg("HTTP server listening")
+	a.stops = append(a.stops, func(ctx context.Context) error {
+		err := a.httpSrv.Shutdown(ctx)
+		<-done
+		return err
+	})
+	return nil
+}
+
+// Stop stops every component in reverse start order under ctx's deadline.
+// It is idempotent.
+func (a *App) Stop(ctx context.Context) error {
+	var errs []error
+	a.stopOnce.Do(func() {
+		for i := len(a.stops) - 1; i >= 0; i-- {
+			if err := a.stops[i](ctx); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// Run runs the daemon until ctx ends, then shuts down gracefully.
+func Run(ctx context.Context, cfg *Config, log zerolog.Logger) error {
+	a, err := StartApp(ctx, cfg, log, AppOptions{Schedule: true})
+	if err != nil {
+		return err
+	}
+	log.Info().Int("jobs", len(cfg.Jobs)).Int("subscriptions", len(cfg.Subscriptions)).Msg("exportbridge running")
+	<-ctx.Done()
+	log.Info().Str("deadline", cfg.Server.ShutdownTimeout.String()).Msg("shutting down")
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.Server.ShutdownTimeout)
+	defer cancel()
+	if err := a.Stop(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info().Msg("stopped")
+	return nil
+}

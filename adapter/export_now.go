@@ -1,0 +1,221 @@
+package adapter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/exportbridge/exportbridge/internal/store"
+)
+
+// ErrUsage marks errors caused by how a command was called.
+var ErrUsage = errors.New("usage")
+
+// ErrExportFailed: export-now finished, but not everything succeeded.
+var ErrExportFailed = errors.New("not everything was exported and delivered")
+
+// ExportNowOptions configures ExportNow.
+type ExportNowOptions struct {
+	Jobs     []string // names; empty means every job
+	NoWait   bool     // return once events are committed
+	Out      io.Writer
+	Progress bool // draw progress bars (a terminal); otherwise log lines
+	// PollInterval is how often delivery states are read while waiting.
+	PollInterval time.Duration
+}
+
+// ExportNow runs the jobs once, in this process, and (unless NoWait) waits
+// until every event they produced is delivered or dead-lettered, following
+// the retry delays. It serves the download links on server.listen
+// meanwhile; if that address is taken (the daemon is running) the daemon
+// serves them, from the same store and files. It returns nil only if every
+// job succeeded and every event was delivered.
+func ExportNow(ctx context.Context, cfg *Config, log zerolog.Logger, opt ExportNowOptions) error {
+	names, err := selectJobs(cfg, opt.Jobs)
+	if err != nil {
+		return err
+	}
+	if opt.Out == nil {
+		opt.Out = io.Discard
+	}
+	if opt.PollInterval == 0 {
+		opt.PollInterval = 200 * time.Millisecond
+	}
+	prog := newProgress(opt.Progress, opt.Out, log)
+	defer prog.Close()
+	app, err := StartApp(ctx, cfg, log, AppOptions{HTTPOptional: true})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.Server.ShutdownTimeout)
+		defer cancel()
+		if err := app.Stop(sctx); err != nil {
+			log.Warn().Err(err).Msg("shutdown")
+		}
+	}()
+
+	// Deliveries an earlier run left open (it crashed, or was stopped) are
+	// finished too: when no daemon runs, nothing else will.
+	leftover, err := openEventIDs(ctx, app.Store)
+	if err != nil {
+		return err
+	}
+	var mu sync.Mutex
+	results := map[string]*RunResult{}
+	runErrs := map[string]error{}
+	var wg sync.WaitGroup
+	for _, name := range names {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := app.Runner.Run(ctx, name, prog)
+			mu.Lock()
+			defer mu.Unlock()
+			results[name], runErrs[name] = res, err
+		}()
+	}
+	wg.Wait()
+	eventIDs := leftover
+	for _, name := range names {
+		if res := results[name]; res != nil {
+			eventIDs = append(eventIDs, res.Events...)
+		}
+	}
+	var deliveries []store.Delivery
+	if !opt.NoWait && len(eventIDs) > 0 {
+		deliveries, err = waitDelivered(ctx, app, eventIDs, opt.PollInterval, prog)
+		if err != nil {
+			return err
+		}
+	}
+	prog.Close()
+	return summarize(opt.Out, names, results, runErrs, deliveries, opt.NoWait)
+}
+
+func openEventIDs(ctx context.Context, st store.Store) ([]string, error) {
+	seen := map[string]bool{}
+	var ids []string
+	for _, state := range []string{store.StatePending, store.StateInFlight} {
+		ds, err := st.Deliveries(ctx, store.Filter{State: state, Limit: 100000})
+		if err != nil {
+			return nil, fmt.Errorf("reading open deliveries: %w", err)
+		}
+		for _, d := range ds {
+			if !seen[d.Event.ID] {
+				seen[d.Event.ID] = true
+				ids = append(ids, d.Event.ID)
+			}
+		}
+	}
+	return ids, nil
+}
+
+func selectJobs(cfg *Config, want []string) ([]string, error) {
+	known := map[string]bool{}
+	var all []string
+	for _, j := range cfg.Jobs {
+		known[j.Name] = true
+		all = append(all, j.Name)
+	}
+	if len(want) == 0 {
+		if len(all) == 0 {
+			return nil, fmt.Errorf("%w: the configuration has no jobs", ErrUsage)
+		}
+		return all, nil
+	}
+	for _, n := range want {
+		if !known[n] {
+			return nil, fmt.Errorf("%w: no job named %q (jobs: %s)", ErrUsage, n, strings.Join(all, ", "))
+		}
+	}
+	return want, nil
+}
+
+// waitDelivered polls the deliveries of eventIDs until none is pending or
+// in flight, except those held by a paused subscription, which will not
+// move until someone resumes it.
+func waitDelivered(ctx context.Context, app *App, eventIDs []string, every time.Duration, prog *progress) ([]store.Delivery, error) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		ds, err := app.Store.Deliveries(ctx, store.Filter{EventIDs: eventIDs, Limit: len(eventIDs) * (len(app.cfg.Subscriptions) + 1)})
+		if err != nil {
+			return nil, fmt.Errorf("reading deliveries: %w", err)
+		}
+		paused, err := app.Store.Paused(ctx)
+		if err != nil {
+			return nil, err
+		}
+		open, done := 0, 0
+		for _, d := range ds {
+			_, held := paused[d.Subscription]
+			switch {
+			case d.State == store.StateDelivered || d.State == store.StateDead:
+				done++
+			case held:
+				done++ // will not move: reported as undelivered
+			default:
+				open++
+			}
+		}
+		prog.Delivering(done, len(ds))
+		if open == 0 {
+			return ds, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("interrupted while %d deliveries were still open (they resume with the next run or the daemon): %w", open, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+func summarize(w io.Writer, names []string, results map[string]*RunResult, runErrs map[string]error, ds []store.Delivery, noWait bool) error {
+	var problems []string
+	for _, name := range names {
+		res := results[name]
+		if err := runErrs[name]; err != nil {
+			problems = append(problems, fmt.Sprintf("job %s failed: %v", name, err))
+		}
+		if res == nil {
+			continue
+		}
+		fmt.Fprintf(w, "%s: %d package(s), %d event(s), %d redelivered message(s) recognised\n", name, res.Packages, len(res.Events), res.Duplicates)
+		for _, f := range res.Failed {
+			problems = append(problems, fmt.Sprintf("job %s: DataExportFailed %s", name, f))
+		}
+	}
+	counts := map[string]int{}
+	for _, d := range ds {
+		counts[d.State]++
+		if d.State != store.StateDelivered {
+			what := d.Event.Entity
+			if what == "" {
+				what = d.Event.Type
+			}
+			why := d.LastError
+			if why == "" {
+				why = "subscription paused"
+			}
+			problems = append(problems, fmt.Sprintf("delivery %d of %q (event %s) to %s is %s after %d attempt(s): %s",
+				d.ID, what, d.Event.ID, d.Subscription, d.State, d.Attempt, why))
+		}
+	}
+	if !noWait {
+		fmt.Fprintf(w, "deliveries: %d delivered, %d dead, %d not delivered\n", counts[store.StateDelivered], counts[store.StateDead],
+			len(ds)-counts[store.StateDelivered]-counts[store.StateDead])
+	}
+	if len(problems) == 0 {
+		return nil
+	}
+	sort.Strings(problems)
+	return fmt.Errorf("%w:\n  %s", ErrExportFailed, strings.Join(problems, "\n  "))
+}

@@ -1,0 +1,111 @@
+package adapter
+
+import (
+	"context"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/exportbridge/exportbridge/internal/store"
+)
+
+// Metrics are exportbridge's Prometheus metrics, registered on an injected
+// registry. The names are a contract for dashboards: do not rename.
+type Metrics struct {
+	polls      *prometheus.CounterVec
+	packages   *prometheus.CounterVec
+	records    *prometheus.CounterVec
+	bytes      *prometheus.CounterVec
+	events     *prometheus.CounterVec
+	deliveries *prometheus.CounterVec
+	latency    prometheus.Histogram
+}
+
+// NewMetrics registers the metrics on reg; counts reads delivery states at
+// scrape time for exportbridge_deliveries{state}.
+func NewMetrics(reg prometheus.Registerer, counts func(context.Context) (map[string]int, error)) *Metrics {
+	m := &Metrics{
+		polls: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "exportbridge_polls_total",
+			Help: "FinOps polls (dequeue calls, export status polls) by result: message, empty, ok, error."}, []string{"job", "result"}),
+		packages: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "exportbridge_packages_total",
+			Help: "Packages handled by result: committed, duplicate, quarantined, failed."}, []string{"job", "result"}),
+		records: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "exportbridge_records_converted_total",
+			Help: "Records converted to JSON."}, []string{"job"}),
+		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "exportbridge_bytes_converted_total",
+			Help: "Bytes of converted files written (as stored)."}, []string{"job"}),
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "exportbridge_events_total",
+			Help: "Events committed by type."}, []string{"job", "type"}),
+		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "exportbridge_deliveries_total",
+			Help: "Delivery attempts by outcome: delivered, retry, dead."}, []string{"subscription", "outcome"}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "exportbridge_delivery_latency_seconds",
+			Help: "Time from an event's commit to its successful delivery.", Buckets: prometheus.ExponentialBuckets(0.005, 2.5, 12)}),
+	}
+	reg.MustRegister(m.polls, m.packages, m.records, m.bytes, m.events, m.deliveries, m.latency,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if counts != nil {
+		reg.MustRegister(&stateCollector{counts: counts, desc: prometheus.NewDesc("exportbridge_deliveries",
+			"Deliveries by state: pending, in_flight, dead.", []string{"state"}, nil)})
+	}
+	return m
+}
+
+// The helpers are nil-safe so components can run without metrics.
+
+func (m *Metrics) poll(job, result string) {
+	if m != nil {
+		m.polls.WithLabelValues(job, result).Inc()
+	}
+}
+
+func (m *Metrics) pkg(job, result string) {
+	if m != nil {
+		m.packages.WithLabelValues(job, result).Inc()
+	}
+}
+
+func (m *Metrics) converted(job string, records, bytes int64) {
+	if m != nil {
+		m.records.WithLabelValues(job).Add(float64(records))
+		m.bytes.WithLabelValues(job).Add(float64(bytes))
+	}
+}
+
+func (m *Metrics) event(job, typ string) {
+	if m != nil {
+		m.events.WithLabelValues(job, typ).Inc()
+	}
+}
+
+// Attempted implements publish.Observer.
+func (m *Metrics) Attempted(subscription, outcome string, latency time.Duration) {
+	if m == nil {
+		return
+	}
+	m.deliveries.WithLabelValues(subscription, outcome).Inc()
+	if outcome == "delivered" {
+		m.latency.Observe(latency.Seconds())
+	}
+}
+
+// stateCollector reads delivery counts from the store at scrape time, so
+// the gauge is right after a restart too.
+type stateCollector struct {
+	counts func(context.Context) (map[string]int, error)
+	desc   *prometheus.Desc
+}
+
+func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	counts, err := c.counts(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(c.desc, err)
+		return
+	}
+	for _, st := range []string{store.StatePending, store.StateInFlight, store.StateDead} {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(counts[st]), st)
+	}
+}

@@ -1,0 +1,530 @@
+package adapter
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/exportbridge/exportbridge/dequeue"
+	"github.com/exportbridge/exportbridge/exporter"
+	"github.com/exportbridge/exportbridge/internal/datapackage"
+	"github.com/exportbridge/exportbridge/internal/files"
+	"github.com/exportbridge/exportbridge/internal/finops"
+	"github.com/exportbridge/exportbridge/internal/store"
+	"github.com/exportbridge/exportbridge/publish"
+)
+
+// Sentinel errors of Runner.Run.
+var (
+	ErrJobRunning = errors.New("job is already running")
+	ErrUnknownJob = errors.New("no such job")
+)
+
+// Progress is told how a run advances (export-now's display). Methods may
+// be called from several goroutines.
+type Progress interface {
+	Downloading(job string, received, total int64)
+	Converting(job, entity string, records int64)
+	Committed(job string, events []store.Event)
+}
+
+type noProgress struct{}
+
+func (noProgress) Downloading(string, int64, int64) {}
+func (noProgress) Converting(string, string, int64) {}
+func (noProgress) Committed(string, []store.Event)  {}
+
+// RunResult summarises one run of a job.
+type RunResult struct {
+	Job        string    `json:"job"`
+	Started    time.Time `json:"started"`
+	Finished   time.Time `json:"finished"`
+	Packages   int       `json:"packages"`   // packages committed
+	Duplicates int       `json:"duplicates"` // redelivered messages recognised and only acknowledged
+	Events     []string  `json:"event_ids"`  // events committed
+	Failed     []string  `json:"failed"`     // DataExportFailed messages
+	Error      string    `json:"error,omitempty"`
+}
+
+// Runner runs jobs: source → download → convert → commit → ack. The
+// daemon's schedule, export-now and the API all go through Run.
+type Runner struct {
+	cfg     *Config
+	st      store.Store
+	subs    []*publish.Subscription
+	notify  func()
+	metrics *Metrics
+	log     zerolog.Logger
+	now     func() time.Time
+	jobs    map[string]*jobRunner
+}
+
+type jobRunner struct {
+	cfg   JobConfig
+	lock  sync.Mutex // held for a run: a job never overlaps itself
+	queue *dequeue.Source
+	exp   *exporter.Exporter
+
+	statusMu sync.Mutex
+	last     *RunResult
+	running  bool
+}
+
+// NewRunner builds the runner and one FinOps client per connection.
+func NewRunner(cfg *Config, st store.Store, subs []*publish.Subscription, notify func(), m *Metrics, log zerolog.Logger) (*Runner, error) {
+	r := &Runner{cfg: cfg, st: st, subs: subs, notify: notify, metrics: m, log: log.With().Str("component", "runner").Logger(),
+		now: time.Now, jobs: map[string]*jobRunner{}}
+	clients := map[string]*finops.Client{}
+	for name, cc := range cfg.Connections {
+		c, err := finops.New(cc, log)
+		if err != nil {
+			return nil, fmt.Errorf("connection %s: %w", name, err)
+		}
+		clients[name] = c
+	}
+	for _, j := range cfg.Jobs {
+		jr := &jobRunner{cfg: j}
+		switch j.Kind {
+		case KindDequeue:
+			jr.queue = dequeue.New(clients[j.Connection], j.ActivityID)
+		case KindPackageExport:
+			jr.exp = exporter.New(clients[j.Connection])
+		}
+		r.jobs[j.Name] = jr
+	}
+	for _, dir := range []string{cfg.Files.Dir, cfg.Files.WorkDir, cfg.Quarantine.Dir} {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("creating %s: %w", dir, err)
+		}
+	}
+	return r, nil
+}
+
+// JobStatus is a job's state for the API.
+type JobStatus struct {
+	Running bool       `json:"running"`
+	Last    *RunResult `json:"last_run,omitempty"`
+}
+
+// Status returns the state of job name.
+func (r *Runner) Status(name string) (JobStatus, bool) {
+	jr, ok := r.jobs[name]
+	if !ok {
+		return JobStatus{}, false
+	}
+	jr.statusMu.Lock()
+	defer jr.statusMu.Unlock()
+	return JobStatus{Running: jr.running, Last: jr.last}, true
+}
+
+// Run runs job name once. It returns ErrJobRunning if the job is running.
+func (r *Runner) Run(ctx context.Context, name string, prog Progress) (*RunResult, error) {
+	jr, ok := r.jobs[name]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownJob, name)
+	}
+	if !jr.lock.TryLock() {
+		return nil, fmt.Errorf("%w: %s", ErrJobRunning, name)
+	}
+	defer jr.lock.Unlock()
+	if prog == nil {
+		prog = noProgress{}
+	}
+	res := &RunResult{Job: name, Started: r.now()}
+	jr.statusMu.Lock()
+	jr.running = true
+	jr.statusMu.Unlock()
+	log := r.log.With().Str("job", name).Logger()
+	var err error
+	switch jr.cfg.Kind {
+	case KindDequeue:
+		err = r.runDequeue(ctx, jr, res, prog, log)
+	case KindPackageExport:
+		err = r.runExport(ctx, jr, res, prog, log)
+	}
+	res.Finished = r.now()
+	if err != nil {
+		res.Error = err.Error()
+	}
+	jr.statusMu.Lock()
+	jr.running, jr.last = false, res
+	jr.statusMu.Unlock()
+	if err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+func (r *Runner) runDequeue(ctx context.Context, jr *jobRunner, res *RunResult, prog Progress, log zerolog.Logger) error {
+	job := jr.cfg
+	for i := 0; i < job.MaxMessages; i++ {
+		m, err := jr.queue.Dequeue(ctx)
+		if err != nil {
+			r.metrics.poll(job.Name, "error")
+			return fmt.Errorf("job %s: dequeue: %w", job.Name, err)
+		}
+		if m == nil {
+			r.metrics.poll(job.Name, "empty")
+			if i == 0 {
+				log.Debug().Msg("queue empty")
+			}
+			return nil
+		}
+		r.metrics.poll(job.Name, "message")
+		if err := r.handleMessage(ctx, jr, m, res, prog, log.With().Str("message_id", m.CorrelationID).Logger()); err != nil {
+			return err
+		}
+	}
+	log.Info().Int("max_messages", job.MaxMessages).Msg("run stopped at max_messages; the rest waits for the next run")
+	return nil
+}
+
+// handleMessage processes one dequeued message. It acknowledges the message
+// only after its results are committed, or when it was processed before.
+func (r *Runner) handleMessage(ctx context.Context, jr *jobRunner, m *dequeue.Message, res *RunResult, prog Progress, log zerolog.Logger) error {
+	job := jr.cfg
+	keys := store.MessageKeys{CorrelationID: m.CorrelationID, BlobID: m.BlobID}
+	if dup, err := r.recognised(ctx, job.Name, keys); err != nil {
+		return err
+	} else if dup != nil {
+		log.Info().Str("first_seen_as", dup.ID).Msg("redelivered message already processed: acknowledging only")
+		res.Duplicates++
+		r.metrics.pkg(job.Name, "duplicate")
+		r.ack(ctx, jr, m, dup.ID, log)
+		return nil
+	}
+	src := publish.Source{Job: job.Name, Kind: KindDequeue, MessageID: m.CorrelationID, LegalEntity: job.LegalEntity}
+	if reason, missing := m.FileMissing(); missing {
+		// Nothing to download or keep: say so downstream, then acknowledge.
+		now := r.now()
+		ev := publish.NewFailed(src, publish.ReasonDownloadFailed, "FinOps reports no file for message "+m.CorrelationID+": "+reason, "", "", now)
+		p := store.Package{Job: job.Name, MessageID: m.CorrelationID, Keys: keys, At: now, Events: []store.NewEvent{r.route(ev)}}
+		if err := r.commit(ctx, p, res, prog, log); err != nil {
+			return err
+		}
+		r.ack(ctx, jr, m, m.CorrelationID, log)
+		return nil
+	}
+	dl, err := jr.queue.Download(ctx, m, r.cfg.Files.WorkDir, func(n, total int64) { prog.Downloading(job.Name, n, total) })
+	if err != nil {
+		// Not acknowledged: FinOps makes the message visible again later.
+		return fmt.Errorf("job %s: downloading message %s: %w", job.Name, m.CorrelationID, err)
+	}
+	defer os.Remove(dl.Path) // gone already if it was quarantined
+	maybeCrash(fpAfterDownload)
+	keys.ContentSHA256 = dl.SHA256
+	if dup, err := r.recognised(ctx, job.Name, store.MessageKeys{ContentSHA256: dl.SHA256}); err != nil {
+		return err
+	} else if dup != nil {
+		log.Info().Str("first_seen_as", dup.ID).Str("sha256", dl.SHA256).Msg("same content as a processed message: acknowledging only")
+		res.Duplicates++
+		r.metrics.pkg(job.Name, "duplicate")
+		r.ack(ctx, jr, m, dup.ID, log)
+		return nil
+	}
+	p, err := r.convert(ctx, job, src, dl, keys, prog, log)
+	if err != nil {
+		return err
+	}
+	if err := r.commit(ctx, p, res, prog, log); err != nil {
+		if errors.Is(err, store.ErrDuplicate) {
+			r.ack(ctx, jr, m, m.CorrelationID, log)
+			return nil
+		}
+		return err
+	}
+	maybeCrash(fpAfterCommit)
+	r.ack(ctx, jr, m, m.CorrelationID, log)
+	return nil
+}
+
+func (r *Runner) recognised(ctx context.Context, job string, keys store.MessageKeys) (*store.Message, error) {
+	m, err := r.st.FindMessage(ctx, job, keys)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("job %s: looking up message: %w", job, err)
+	}
+	return m, nil
+}
+
+// ack acknowledges m. The FinOps client already retried transient
+// failures; if it still fails the message is left: FinOps redelivers it in
+// about 30 minutes, it is recognised, and only acknowledged then.
+func (r *Runner) ack(ctx context.Context, jr *jobRunner, m *dequeue.Message, recordedAs string, log zerolog.Logger) {
+	if err := jr.queue.Ack(ctx, m); err != nil {
+		log.Warn().Err(err).Msg("acknowledging failed; FinOps will redeliver the message and it will be recognised")
+		return
+	}
+	if err := r.st.MarkAcked(ctx, jr.cfg.Name, recordedAs, r.now()); err != nil && !errors.Is(err, store.ErrNotFound) {
+		log.Warn().Err(err).Msg("recording the acknowledgement failed")
+	}
+}
+
+func (r *Runner) runExport(ctx context.Context, jr *jobRunner, res *RunResult, prog Progress, log zerolog.Logger) error {
+	job := jr.cfg
+	spec := exporter.Spec{Job: job.Name, DefinitionGroup: job.DefinitionGroup, LegalEntity: job.LegalEntity}
+	open, err := r.st.OpenExport(ctx, job.Name)
+	var id string
+	var started time.Time
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		started = r.now()
+		id = exporter.NewExecutionID(job.Name, started)
+		// Remember the export before starting it, so a restart resumes it.
+		if err := r.st.StartExport(ctx, store.Export{ExecutionID: id, Job: job.Name, StartedAt: started}); err != nil {
+			return fmt.Errorf("job %s: recording export: %w", job.Name, err)
+		}
+		if err := r.startExport(ctx, jr, spec, id, res, prog, log); err != nil {
+			return err
+		}
+	case err != nil:
+		return fmt.Errorf("job %s: reading open export: %w", job.Name, err)
+	default:
+		id, started = open.ExecutionID, open.StartedAt
+		log.Info().Str("execution_id", id).Msg("resuming the export started before")
+		if _, err := jr.exp.Status(ctx, id); errors.Is(err, exporter.ErrNotFound) {
+			// Recorded but FinOps never got it (stopped in between): start it now.
+			if err := r.startExport(ctx, jr, spec, id, res, prog, log); err != nil {
+				return err
+			}
+		} else if err != nil {
+			r.metrics.poll(job.Name, "error")
+			return fmt.Errorf("job %s: export %s: %w", job.Name, id, err)
+		}
+	}
+	log = log.With().Str("execution_id", id).Logger()
+	src := publish.Source{Job: job.Name, Kind: KindPackageExport, MessageID: id, ExecutionID: id, LegalEntity: job.LegalEntity}
+	deadline := started.Add(job.Timeout)
+	polls := 0
+	_, err = jr.exp.WaitForCompletion(ctx, id, job.PollInterval, max(deadline.Sub(r.now()), time.Nanosecond), func(st exporter.Status) {
+		polls++
+		r.metrics.poll(job.Name, "ok")
+		log.Debug().Str("status", string(st)).Msg("export status")
+		if polls == 1 {
+			maybeCrash(fpWhilePolling)
+		}
+	})
+	var fe *exporter.FailedError
+	switch {
+	case errors.As(err, &fe), errors.Is(err, exporter.ErrTimeout):
+		return r.commitFailure(ctx, job, src, publish.ReasonExportFailed, err.Error(), res, prog, log)
+	case err != nil:
+		r.metrics.poll(job.Name, "error")
+		return fmt.Errorf("job %s: export %s: %w", job.Name, id, err)
+	}
+	dl, err := jr.exp.Download(ctx, id, r.cfg.Files.WorkDir, job.PollInterval, func(n, total int64) { prog.Downloading(job.Name, n, total) })
+	if err != nil {
+		if ctx.Err() == nil && !r.now().Before(deadline) {
+			return r.commitFailure(ctx, job, src, publish.ReasonDownloadFailed, err.Error(), res, prog, log)
+		}
+		// The export stays open: the next run downloads it again.
+		return fmt.Errorf("job %s: downloading export %s: %w", job.Name, id, err)
+	}
+	defer os.Remove(dl.Path)
+	maybeCrash(fpAfterDownload)
+	p, err := r.convert(ctx, job, src, dl, store.MessageKeys{CorrelationID: id, ContentSHA256: dl.SHA256}, prog, log)
+	if err != nil {
+		return err
+	}
+	p.ExecutionID = id
+	if err := r.commit(ctx, p, res, prog, log); err != nil && !errors.Is(err, store.ErrDuplicate) {
+		return err
+	}
+	maybeCrash(fpAfterCommit)
+	return nil
+}
+
+// startExport calls ExportToPackage; FinOps refusing it (a 4xx, e.g. an
+// unknown definition group) fails the export for good.
+func (r *Runner) startExport(ctx context.Context, jr *jobRunner, spec exporter.Spec, id string, res *RunResult, prog Progress, log zerolog.Logger) error {
+	if _, err := jr.exp.Start(ctx, spec, id); err != nil {
+		var se *finops.StatusError
+		if errors.As(err, &se) && se.StatusCode >= 400 && se.StatusCode < 500 && se.StatusCode != http.StatusTooManyRequests {
+			src := publish.Source{Job: spec.Job, Kind: KindPackageExport, MessageID: id, ExecutionID: id, LegalEntity: spec.LegalEntity}
+			return r.commitFailure(ctx, jr.cfg, src, publish.ReasonExportFailed, err.Error(), res, prog, log)
+		}
+		return fmt.Errorf("job %s: starting export %s: %w", spec.Job, id, err)
+	}
+	log.Info().Str("execution_id", id).Str("definition_group", spec.DefinitionGroup).Msg("package export started")
+	return nil
+}
+
+// commitFailure publishes a DataExportFailed for an export that ended
+// without a package, and closes the export.
+func (r *Runner) commitFailure(ctx context.Context, job JobConfig, src publish.Source, reason, msg string, res *RunResult, prog Progress, log zerolog.Logger) error {
+	now := r.now()
+	ev := publish.NewFailed(src, reason, msg, "", "", now)
+	p := store.Package{Job: job.Name, MessageID: src.MessageID, Keys: store.MessageKeys{CorrelationID: src.MessageID}, ExecutionID: src.ExecutionID,
+		At: now, Events: []store.NewEvent{r.route(ev)}}
+	if err := r.commit(ctx, p, res, prog, log); err != nil && !errors.Is(err, store.ErrDuplicate) {
+		return err
+	}
+	r.metrics.pkg(job.Name, "failed")
+	return nil
+}
+
+// route attaches the subscriptions that want ev.
+func (r *Runner) route(ev store.Event) store.NewEvent {
+	return store.NewEvent{Event: ev, Subscriptions: publish.Subscribers(r.subs, ev.Topic, ev.Type, ev.Entity)}
+}
+
+// convert turns a downloaded package into artifacts and events. A package
+// that cannot be processed is moved whole to quarantine and becomes one
+// DataExportFailed event; entities that fail while others convert become
+// one DataExportFailed each, and the package is kept in quarantine too.
+func (r *Runner) convert(ctx context.Context, job JobConfig, src publish.Source, dl *finops.Download, keys store.MessageKeys, prog Progress, log zerolog.Logger) (store.Package, error) {
+	now := r.now()
+	p := store.Package{Job: job.Name, MessageID: src.MessageID, Keys: keys, At: now}
+	opts := r.cfg.Convert
+	if job.Encoding != "" {
+		opts.Encoding = job.Encoding
+	}
+	opts.BareName = job.Name
+	opts.Progress = func(entity string, n int64) { prog.Converting(job.Name, entity, n) }
+	pkgDir := filepath.Join(r.cfg.Files.Dir, files.NewID())
+	conv, err := datapackage.Convert(ctx, dl.Path, pkgDir, opts)
+	if err != nil {
+		var de *datapackage.Error
+		if !errors.As(err, &de) || ctx.Err() != nil {
+			_ = os.RemoveAll(pkgDir)
+			// Not the package's fault (disk, cancellation): try again later.
+			return p, fmt.Errorf("job %s: converting %s: %w", job.Name, src.MessageID, err)
+		}
+		q, qerr := r.quarantine(job.Name, src.MessageID, dl.Path, true)
+		if qerr != nil {
+			return p, fmt.Errorf("job %s: quarantining %s: %w", job.Name, src.MessageID, qerr)
+		}
+		_ = os.RemoveAll(pkgDir)
+		log.Warn().Err(err).Str("reason", string(de.Reason)).Str("quarantine_file", q).Msg("package cannot be processed: quarantined")
+		r.metrics.pkg(job.Name, "quarantined")
+		p.Events = append(p.Events, r.route(publish.NewFailed(src, string(de.Reason), de.Error(), de.Entity, q, now)))
+		return p, nil
+	}
+	quarantined := ""
+	if len(conv.Failures) > 0 {
+		q, qerr := r.quarantine(job.Name, src.MessageID, dl.Path, false)
+		if qerr != nil {
+			return p, fmt.Errorf("job %s: quarantining %s: %w", job.Name, src.MessageID, qerr)
+		}
+		quarantined = q
+	}
+	for _, res := range conv.Results {
+		a := store.Artifact{ID: files.NewID(), Job: job.Name, Entity: res.Entity, Name: filepath.Base(res.Path), Path: res.Path,
+			ContentType: res.ContentType, ContentEncoding: res.ContentEncoding, Bytes: res.Bytes, SHA256: res.SHA256, Records: res.Records, CreatedAt: now}
+		p.Artifacts = append(p.Artifacts, a)
+		ev := publish.NewCompleted(src, publish.File{ArtifactID: a.ID, Entity: res.Entity, SourceFormat: res.SourceFormat, Records: res.Records,
+			ContentType: res.ContentType, ContentEncoding: res.ContentEncoding, Bytes: res.Bytes, SHA256: res.SHA256}, now)
+		p.Events = append(p.Events, r.route(ev))
+		r.metrics.converted(job.Name, res.Records, res.Bytes)
+	}
+	for _, f := range conv.Failures {
+		log.Warn().Err(f).Str("entity", f.Entity).Str("reason", string(f.Reason)).Msg("entity cannot be converted")
+		p.Events = append(p.Events, r.route(publish.NewFailed(src, string(f.Reason), f.Error(), f.Entity, quarantined, now)))
+	}
+	return p, nil
+}
+
+// commit stores the package and wakes the publisher.
+func (r *Runner) commit(ctx context.Context, p store.Package, res *RunResult, prog Progress, log zerolog.Logger) error {
+	// The commit must not be abandoned halfway because shutdown began: it
+	// is short, and what it records is what makes the ack safe.
+	evs, err := r.st.CommitPackage(context.WithoutCancel(ctx), p)
+	if errors.Is(err, store.ErrDuplicate) {
+		for _, a := range p.Artifacts {
+			_ = os.Remove(a.Path)
+		}
+		if len(p.Artifacts) > 0 {
+			_ = os.Remove(filepath.Dir(p.Artifacts[0].Path))
+		}
+		log.Info().Msg("package was committed before: not committing again")
+		res.Duplicates++
+		return err
+	}
+	if err != nil {
+		return fmt.Errorf("job %s: committing %s: %w", p.Job, p.MessageID, err)
+	}
+	res.Packages++
+	completed, failed := 0, 0
+	for _, e := range evs {
+		res.Events = append(res.Events, e.ID)
+		r.metrics.event(p.Job, e.Type)
+		if e.Type == publish.TypeFailed {
+			failed++
+			res.Failed = append(res.Failed, failureText(e))
+		} else {
+			completed++
+		}
+	}
+	if failed == 0 {
+		r.metrics.pkg(p.Job, "committed")
+	}
+	prog.Committed(p.Job, evs)
+	log.Info().Int("entities", completed).Int("failed", failed).Msg("package committed")
+	if r.notify != nil {
+		r.notify()
+	}
+	return nil
+}
+
+func failureText(e store.Event) string {
+	var b publish.FailedBody
+	if err := json.Unmarshal(e.Body, &b); err != nil {
+		return e.ID
+	}
+	return b.FailureReason + ": " + b.FailureMessage
+}
+
+// quarantine keeps a package that could not be processed, whole, under
+// quarantine/<job>/; it is moved (move) or copied.
+func (r *Runner) quarantine(job, messageID, path string, move bool) (string, error) {
+	dir := filepath.Join(r.cfg.Quarantine.Dir, job)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	safe := strings.Map(func(c rune) rune {
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' {
+			return c
+		}
+		return '_'
+	}, messageID)
+	dst := filepath.Join(dir, r.now().UTC().Format("20060102T150405Z")+"-"+safe+".zip")
+	if move {
+		if err := os.Rename(path, dst); err == nil {
+			return dst, nil
+		}
+	}
+	return dst, copyFile(path, dst)
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Sync(); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
