@@ -337,7 +337,10 @@ func TestRedeliveredMessageIsOnlyAcknowledged(t *testing.T) {
 func TestSubscriberRejectingMakesExportNowFail(t *testing.T) {
 	t.Parallel()
 	e := newTestEnv(t, finopssim.Config{}, nil)
-	e.rcv.respond = func(_ int, w http.ResponseWriter) bool { http.Error(w, "unknown schema", http.StatusBadRequest); return true }
+	e.rcv.respond = func(_ int, w http.ResponseWriter) bool {
+		http.Error(w, "unknown schema", http.StatusBadRequest)
+		return true
+	}
 	e.sim.EnqueueSample(testActivity)
 	err := e.exportNow("customer-groups")
 	require.ErrorIs(t, err, ErrExportFailed)

@@ -1,0 +1,168 @@
+package adapter
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/require"
+
+	"github.com/exportbridge/exportbridge/internal/finopssim"
+	"github.com/exportbridge/exportbridge/internal/store"
+)
+
+func startDaemon(t *testing.T, e *testEnv) *App {
+	t.Helper()
+	a, err := StartApp(context.Background(), e.cfg, zerolog.Nop(), AppOptions{Schedule: true})
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		require.NoError(t, a.Stop(ctx))
+		require.NoError(t, a.Stop(ctx), "Stop is idempotent")
+	})
+	return a
+}
+
+func call(t *testing.T, e *testEnv, method, path, token string, out any) int {
+	t.Helper()
+	req, err := http.NewRequest(method, e.cfg.Server.PublicURL+path, nil)
+	require.NoError(t, err)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	if out != nil && resp.StatusCode < 300 {
+		require.NoError(t, json.Unmarshal(body, out), "%s", body)
+	}
+	return resp.StatusCode
+}
+
+func TestAdminAPI(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, finopssim.Config{}, func(c *Config) {
+		c.Jobs[0].Schedule = "@every 1h"
+	})
+	var mu = make(chan struct{}, 1)
+	mu <- struct{}{}
+	reject := true
+	e.rcv.respond = func(_ int, w http.ResponseWriter) bool {
+		<-mu
+		defer func() { mu <- struct{}{} }()
+		if reject {
+			w.WriteHeader(http.StatusGone)
+			return true
+		}
+		return false
+	}
+	a := startDaemon(t, e)
+	const tok = "test-admin-token"
+
+	require.Equal(t, http.StatusUnauthorized, call(t, e, "GET", "/api/jobs", "", nil))
+	require.Equal(t, http.StatusUnauthorized, call(t, e, "GET", "/api/jobs", "wrong", nil))
+
+	var jobs []jobView
+	require.Equal(t, http.StatusOK, call(t, e, "GET", "/api/jobs", tok, &jobs))
+	require.Len(t, jobs, 2)
+	require.Equal(t, "customer-groups", jobs[0].Name)
+	require.NotNil(t, jobs[0].NextRun, "scheduled job has a next run")
+	require.Nil(t, jobs[1].NextRun, "unscheduled job has none")
+
+	e.sim.EnqueueSample(testActivity)
+	var res RunResult
+	require.Equal(t, http.StatusOK, call(t, e, "POST", "/api/jobs/customer-groups/run?wait=true", tok, &res))
+	require.Len(t, res.Events, 3)
+	require.Equal(t, http.StatusNotFound, call(t, e, "POST", "/api/jobs/nope/run", tok, nil))
+
+	// 410: dead letters and a paused subscription.
+	require.Eventually(t, func() bool {
+		var subs []subscriptionView
+		call(t, e, "GET", "/api/subscriptions", tok, &subs)
+		return len(subs) == 1 && subs[0].Paused
+	}, 10*time.Second, 10*time.Millisecond)
+	var dead []deliveryView
+	require.Eventually(t, func() bool {
+		call(t, e, "GET", "/api/deliveries?state=dead&subscription=flow", tok, &dead)
+		return len(dead) >= 1
+	}, 10*time.Second, 10*time.Millisecond)
+	require.Equal(t, 410, dead[0].LastStatus)
+	require.Equal(t, http.StatusBadRequest, call(t, e, "GET", "/api/deliveries?state=bogus", tok, nil))
+
+	<-mu
+	reject = false
+	mu <- struct{}{}
+	require.Equal(t, http.StatusOK, call(t, e, "POST", "/api/subscriptions/flow/resume", tok, nil))
+	var replayed map[string]int
+	require.Equal(t, http.StatusOK, call(t, e, "POST", "/api/deliveries/replay?state=dead&subscription=flow", tok, &replayed))
+	require.GreaterOrEqual(t, replayed["replayed"], 1)
+	require.Eventually(t, func() bool {
+		c, err := a.Store.Counts(context.Background())
+		require.NoError(t, err)
+		return c[store.StateDelivered] == 3
+	}, 10*time.Second, 10*time.Millisecond, "replayed and resumed deliveries arrive")
+	// Replaying one delivered delivery sends it again, same EventId.
+	var all []deliveryView
+	call(t, e, "GET", "/api/deliveries", tok, &all)
+	before := len(e.rcv.deliveries())
+	require.Equal(t, http.StatusOK, call(t, e, "POST", "/api/deliveries/"+itoa(all[0].ID)+"/replay", tok, &replayed))
+	require.Equal(t, 1, replayed["replayed"])
+	require.Eventually(t, func() bool { return len(e.rcv.deliveries()) == before+1 }, 10*time.Second, 10*time.Millisecond)
+	require.Equal(t, all[0].EventID, e.rcv.deliveries()[before].ID)
+}
+
+func itoa(n int64) string { b, _ := json.Marshal(n); return string(b) }
+
+func TestHealthReadinessAndMetrics(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, finopssim.Config{}, nil)
+	a := startDaemon(t, e)
+	require.Equal(t, http.StatusOK, call(t, e, "GET", "/healthz", "", nil))
+	var ready map[string]string
+	require.Equal(t, http.StatusOK, call(t, e, "GET", "/readyz", "", &ready))
+	require.Equal(t, map[string]string{"store": "ok", "scheduler": "ok"}, ready)
+
+	e.sim.EnqueueSample(testActivity)
+	_, err := a.Runner.Run(context.Background(), "customer-groups", nil)
+	require.NoError(t, err)
+	// The receiver sees a request a moment before its outcome is recorded.
+	var text string
+	require.Eventually(t, func() bool {
+		resp, err := http.Get(e.cfg.Server.PublicURL + "/metrics")
+		require.NoError(t, err)
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		text = string(body)
+		return strings.Contains(text, `exportbridge_delivery_latency_seconds_count 3`)
+	}, 10*time.Second, 20*time.Millisecond)
+	for _, want := range []string{
+		`exportbridge_polls_total{job="customer-groups",result="message"} 1`,
+		`exportbridge_polls_total{job="customer-groups",result="empty"} 1`,
+		`exportbridge_packages_total{job="customer-groups",result="committed"} 1`,
+		`exportbridge_records_converted_total{job="customer-groups"} 75`,
+		`exportbridge_bytes_converted_total{job="customer-groups"}`,
+		`exportbridge_events_total{job="customer-groups",type="DataExportCompleted"} 3`,
+		`exportbridge_deliveries_total{outcome="delivered",subscription="flow"} 3`,
+		`exportbridge_delivery_latency_seconds_count 3`,
+		`exportbridge_deliveries{state="dead"} 0`,
+		`exportbridge_deliveries{state="pending"} 0`,
+		`go_goroutines`,
+	} {
+		require.True(t, strings.Contains(text, want), "metrics lack %q", want)
+	}
+}
+
+func TestAPIIsOffWithoutToken(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, finopssim.Config{}, func(c *Config) { c.Server.AdminToken = "" })
+	startDaemon(t, e)
+	require.Equal(t, http.StatusNotFound, call(t, e, "GET", "/api/jobs", "", nil))
+}
