@@ -33,6 +33,7 @@ func discardWriter(b *testing.B) *recordWriter {
 // memory to io.Discard.
 func BenchmarkCSVConverter(b *testing.B) {
 	data := benchCSV(b, 100_000)
+	defer func() { b.ReportMetric(float64(100_000*b.N)/b.Elapsed().Seconds(), "records/s") }()
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	for b.Loop() {
@@ -78,6 +79,7 @@ func BenchmarkXMLConverter(b *testing.B) {
 		_ = rw.finish()
 		_ = rw.sink.close()
 	}
+	b.ReportMetric(float64(50_000*b.N)/b.Elapsed().Seconds(), "records/s")
 }
 
 func BenchmarkXLSXConverter(b *testing.B) {
@@ -93,6 +95,7 @@ func BenchmarkXLSXConverter(b *testing.B) {
 		_ = rw.finish()
 		_ = rw.sink.close()
 	}
+	b.ReportMetric(float64(20_000*b.N)/b.Elapsed().Seconds(), "records/s")
 }
 
 // BenchmarkConvertPackage measures the whole path: zip → read-ahead →

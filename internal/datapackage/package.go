@@ -306,7 +306,7 @@ func convertEntry(ctx context.Context, e entityFile, outDir, base string, o Opti
 		}
 		return writeEntity(ctx, e, outDir, base, format, o, func(rw *recordWriter) error { return convertXLSX(tmp, e.sheet, rw) })
 	}
-	ra := newReadAhead(rc)
+	ra := newReadAhead(rc, int64(e.zf.UncompressedSize64))
 	defer ra.Close()
 	br := bufio.NewReaderSize(ra, 64<<10)
 	if format == "" {

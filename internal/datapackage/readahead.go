@@ -2,7 +2,6 @@ package datapackage
 
 import (
 	"io"
-	"sync"
 )
 
 // readAhead reads r on its own goroutine into a ring of buffers, so that
@@ -29,13 +28,16 @@ const (
 	readAheadCount = 4
 )
 
-// readBufs recycles read-ahead buffers across entities.
-var readBufs = sync.Pool{New: func() any { b := make([]byte, readAheadBuf); return &b }}
-
-func newReadAhead(r io.Reader) *readAhead {
+// newReadAhead reads r ahead; size is the expected length of r (the zip
+// entry's uncompressed size), so a small entry gets small buffers.
+func newReadAhead(r io.Reader, size int64) *readAhead {
+	bufSize := int64(readAheadBuf)
+	if size >= 0 && size/2+4096 < bufSize {
+		bufSize = size/2 + 4096
+	}
 	ra := &readAhead{full: make(chan chunk, readAheadCount), free: make(chan []byte, readAheadCount+1), stop: make(chan struct{}), done: make(chan struct{})}
 	for range readAheadCount + 1 {
-		ra.free <- *readBufs.Get().(*[]byte)
+		ra.free <- make([]byte, bufSize)
 	}
 	go func() {
 		defer close(ra.done)
@@ -84,20 +86,9 @@ func (ra *readAhead) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// Close stops the reader goroutine and recycles the buffers it no longer
-// uses. Buffers still held (in flight or being read) are left to the GC.
+// Close stops the reader goroutine and waits for it.
 func (ra *readAhead) Close() error {
 	close(ra.stop)
 	<-ra.done
-	for {
-		select {
-		case b := <-ra.free:
-			if cap(b) == readAheadBuf {
-				b = b[:readAheadBuf]
-				readBufs.Put(&b)
-			}
-		default:
-			return nil
-		}
-	}
+	return nil
 }

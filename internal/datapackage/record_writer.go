@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"sync"
 	"unicode/utf8"
 )
 
@@ -92,32 +91,13 @@ type asyncWriter struct {
 	err  error
 }
 
-// outBufs recycles output buffers across conversions: a package of many
-// small entities would otherwise allocate a megabyte per entity.
-var outBufs = sync.Pool{New: func() any { b := make([]byte, 0, outBufSize+outBufSize/4); return &b }}
-
 func newAsyncWriter(w io.Writer, buffers int) *asyncWriter {
 	a := &asyncWriter{w: w, full: make(chan []byte, buffers), free: make(chan []byte, buffers+1), done: make(chan error, 1)}
 	for range buffers + 1 {
-		a.free <- (*outBufs.Get().(*[]byte))[:0]
+		a.free <- make([]byte, 0, outBufSize+outBufSize/4)
 	}
 	go a.loop()
 	return a
-}
-
-// release returns the free buffers to the pool; call after close.
-func (a *asyncWriter) release() {
-	for {
-		select {
-		case b := <-a.free:
-			if cap(b) == outBufSize+outBufSize/4 {
-				b = b[:0]
-				outBufs.Put(&b)
-			}
-		default:
-			return
-		}
-	}
 }
 
 func (a *asyncWriter) loop() {
@@ -153,7 +133,6 @@ func (a *asyncWriter) close() error {
 	if err == nil {
 		err = <-a.done
 	}
-	a.release()
 	return err
 }
 
