@@ -163,8 +163,12 @@ func cmdExportNow(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if code != exitOK {
 		return code
 	}
-	log := adapter.NewLogger(cfg.Log, stderr)
 	terminal := adapter.IsTerminal(stderr)
+	logCfg := cfg.Log
+	if terminal && logCfg.Level == "info" {
+		logCfg.Level = "warn" // the progress bar says what info lines would; warnings still show
+	}
+	log := adapter.NewLogger(logCfg, stderr)
 	err := adapter.ExportNow(ctx, cfg, log, adapter.ExportNowOptions{Jobs: jobs, NoWait: *noWait, Out: progressOut(terminal, stderr, stdout), Progress: terminal})
 	switch {
 	case err == nil:
