@@ -221,8 +221,28 @@ func Run(ctx context.Context, cfg *Config, log zerolog.Logger) error {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.Server.ShutdownTimeout)
 	defer cancel()
 	if err := a.Stop(sctx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+		if !onlyReleased(err) {
+			return fmt.Errorf("shutdown: %w", err)
+		}
+		// A drain cut short by the deadline is the designed outcome: the
+		// unfinished attempts are back in the store and will be sent again.
+		log.Warn().Err(err).Msg("stopped at the deadline")
+		return nil
 	}
 	log.Info().Msg("stopped")
 	return nil
+}
+
+// onlyReleased reports whether every error in err is the publisher's
+// deadline release (safe), and not a real failure to shut down.
+func onlyReleased(err error) bool {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			if !onlyReleased(e) {
+				return false
+			}
+		}
+		return true
+	}
+	return errors.Is(err, publish.ErrStopDeadline)
 }

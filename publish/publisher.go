@@ -66,6 +66,10 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
+// ErrStopDeadline: Stop's deadline passed with attempts in flight; they were
+// cut short and returned to pending (nothing is lost; they are sent again).
+var ErrStopDeadline = errors.New("publish: shutdown deadline passed; unfinished attempts returned to pending")
+
 // Publisher delivers committed events: one dispatcher per subscription
 // claims due deliveries (at most MaxInFlight at a time, so a slow or dead
 // target only ever holds up itself), makes one attempt each, and records
@@ -172,7 +176,7 @@ func (p *Publisher) Stop(ctx context.Context) error {
 		case <-ctx.Done():
 			p.abort() // attempts see a cancelled context and release their rows
 			<-done
-			err = fmt.Errorf("publish: shutdown deadline passed; unfinished attempts returned to pending: %w", ctx.Err())
+			err = ErrStopDeadline
 		}
 		p.abort()
 	})
