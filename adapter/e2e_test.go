@@ -278,7 +278,7 @@ func TestPoisonPackagesAreQuarantined(t *testing.T) {
 	e := newTestEnv(t, finopssim.Config{}, nil)
 	good := finopssim.SamplePackage("x", 5, 1).Zip()
 	corrupt := good[:len(good)/2]
-	slip := zipWith(t, map[string]string{"../../escape.csv": "A\r\n1\r\n", "Manifest.xml": ""})
+	slip := zipWith(map[string]string{"../../escape.csv": "A\r\n1\r\n", "Manifest.xml": ""})
 	e.sim.Enqueue(testActivity, corrupt)
 	e.sim.Enqueue(testActivity, slip)
 	err := e.exportNow("customer-groups")

@@ -1,23 +1,20 @@
 package adapter
 
 import (
-	"bytes"
-	"testing"
+	"sort"
 
-	"github.com/klauspost/compress/zip"
-	"github.com/stretchr/testify/require"
+	"github.com/exportbridge/exportbridge/internal/finopssim"
 )
 
-func zipWith(t testing.TB, files map[string]string) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	zw := zip.NewWriter(&buf)
-	for name, data := range files {
-		w, err := zw.Create(name)
-		require.NoError(t, err)
-		_, err = w.Write([]byte(data))
-		require.NoError(t, err)
+func zipWith(files map[string]string) []byte {
+	names := make([]string, 0, len(files))
+	for n := range files {
+		names = append(names, n)
 	}
-	require.NoError(t, zw.Close())
-	return buf.Bytes()
+	sort.Strings(names)
+	var entries []finopssim.ZipEntry
+	for _, n := range names {
+		entries = append(entries, finopssim.ZipEntry{Name: n, Data: []byte(files[n])})
+	}
+	return finopssim.Zip(entries...)
 }

@@ -58,7 +58,7 @@ func WithClock(now func() time.Time) Option { return func(e *Exporter) { e.now =
 
 // New returns an Exporter on client.
 func New(client *finops.Client, opts ...Option) *Exporter {
-	e := &Exporter{client: client, wait: sleepCtx, now: time.Now}
+	e := &Exporter{client: client, wait: finops.Sleep, now: time.Now}
 	for _, o := range opts {
 		o(e)
 	}
@@ -305,15 +305,4 @@ func decodeValue(op string, body []byte) (string, error) {
 		return nested.Value, nil
 	}
 	return "", fmt.Errorf("%s: `value` is neither a string nor {\"value\": string}: %.200s", op, env.Value)
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

@@ -3,10 +3,10 @@ package datapackage
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
 	"unicode/utf8"
 )
 
@@ -220,24 +220,15 @@ func (c *csvConverter) readHeader() error {
 	if err != nil {
 		return err
 	}
-	seen := map[string]int{}
+	// The header's raw bytes are already JSON-escaped; keys are built from
+	// the decoded text so escaping happens once, in appendKey.
+	names := newFieldKeys()
 	for i := 0; i < n; i++ {
-		name := raw[bounds[i] : bounds[i+1]-1] // drop the closing quote
-		if len(name) == 0 {
-			name = []byte("column_" + strconv.Itoa(i+1))
+		var name string
+		if err := json.Unmarshal(append(append([]byte{'"'}, raw[bounds[i]:bounds[i+1]-1]...), '"'), &name); err != nil {
+			return &lineError{line: c.line, err: fmt.Errorf("header field %d: %w", i+1, err)}
 		}
-		key := string(name)
-		if seen[key] > 0 { // keep every column: a duplicate name gets a suffix
-			seen[key]++
-			key = fmt.Sprintf("%s_%d", key, seen[key])
-		} else {
-			seen[key] = 1
-		}
-		sep := byte(',')
-		if i == 0 {
-			sep = '{'
-		}
-		c.keys = append(c.keys, []byte(string(sep)+`"`+key+`":"`))
+		c.keys = append(c.keys, appendKey(nil, i == 0, names.unique(i, name)))
 	}
 	return nil
 }

@@ -199,3 +199,11 @@ func FuzzManifest(f *testing.F) {
 		_, _ = ParseHeader(data)
 	})
 }
+
+func TestDuplicateAndEmptyHeadersKeepEveryColumn(t *testing.T) {
+	t.Parallel()
+	out, err := convertCSVBytes([]byte("A,A,,\"B\"\"q\",A\r\n1,2,3,4,5\r\n"), ',')
+	require.NoError(t, err)
+	rows := decodeOrdered(t, out)
+	require.Equal(t, [][2]string{{"A", "1"}, {"A_2", "2"}, {"column_3", "3"}, {`B"q`, "4"}, {"A_3", "5"}}, rows[0])
+}

@@ -11,11 +11,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 
 	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zip"
 	"github.com/klauspost/compress/zstd"
 	"github.com/stretchr/testify/require"
 
@@ -49,16 +49,16 @@ func buildPackage(t testing.TB, path string, entries []manifestEntry) {
 
 func writeZip(t testing.TB, path string, files map[string][]byte) {
 	t.Helper()
-	var buf bytes.Buffer
-	zw := zip.NewWriter(&buf)
-	for name, data := range files {
-		w, err := zw.Create(name)
-		require.NoError(t, err)
-		_, err = w.Write(data)
-		require.NoError(t, err)
+	names := make([]string, 0, len(files))
+	for n := range files {
+		names = append(names, n)
 	}
-	require.NoError(t, zw.Close())
-	require.NoError(t, os.WriteFile(path, buf.Bytes(), 0o600))
+	sort.Strings(names)
+	var entries []finopssim.ZipEntry
+	for _, n := range names {
+		entries = append(entries, finopssim.ZipEntry{Name: n, Data: files[n]})
+	}
+	require.NoError(t, os.WriteFile(path, finopssim.Zip(entries...), 0o600))
 }
 
 func input(t testing.TB, name string) []byte {

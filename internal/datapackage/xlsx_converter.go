@@ -40,15 +40,9 @@ func convertXLSX(path, sheet string, rw *recordWriter) error {
 			if len(cols) == 0 {
 				continue
 			}
+			names := newFieldKeys()
 			for i, c := range cols {
-				if c == "" {
-					c = fmt.Sprintf("column_%d", i+1)
-				}
-				sep := ","
-				if i == 0 {
-					sep = "{"
-				}
-				keys = append(keys, append(appendJSONString([]byte(sep+`"`), []byte(c)), `":"`...))
+				keys = append(keys, appendKey(nil, i == 0, names.unique(i, c)))
 			}
 			continue
 		}

@@ -23,21 +23,9 @@ func convertXML(r io.Reader, rw *recordWriter) error {
 	var field string
 	inRecord := false
 	fields := 0
-	var names map[string]int
+	var names *fieldKeys
 	writeField := func(name string, value []byte) {
-		if names[name] > 0 { // repeated element: keep it under a suffixed key
-			names[name]++
-			name = fmt.Sprintf("%s_%d", name, names[name])
-		} else {
-			names[name] = 1
-		}
-		sep := byte(',')
-		if fields == 0 {
-			sep = '{'
-		}
-		rw.out = append(rw.out, sep, '"')
-		rw.out = appendJSONString(rw.out, []byte(name))
-		rw.out = append(rw.out, '"', ':', '"')
+		rw.out = appendKey(rw.out, fields == 0, names.unique(fields, name))
 		rw.out = appendJSONString(rw.out, value)
 		rw.out = append(rw.out, '"')
 		fields++
@@ -67,7 +55,7 @@ func convertXML(r io.Reader, rw *recordWriter) error {
 				}
 				sawRoot = true
 			case 2:
-				inRecord, fields, names = true, 0, map[string]int{}
+				inRecord, fields, names = true, 0, newFieldKeys()
 				rw.startRecord()
 				for _, a := range t.Attr {
 					if a.Name.Space == "xmlns" || a.Name.Local == "xmlns" || a.Name.Space == "http://www.w3.org/2001/XMLSchema-instance" {

@@ -59,7 +59,7 @@ func New(cfg Config, log zerolog.Logger, opts ...Option) (*Client, error) {
 	c := &Client{
 		cfg:  cfg,
 		log:  log.With().Str("component", "finops").Logger(),
-		wait: sleepCtx,
+		wait: Sleep,
 		now:  time.Now,
 		rand: defaultRand,
 	}

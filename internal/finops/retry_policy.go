@@ -49,8 +49,9 @@ func backoff(n int, base, ceiling time.Duration, rnd func() float64) time.Durati
 
 func defaultRand() float64 { return rand.Float64() }
 
-// sleepCtx waits for d or until ctx ends.
-func sleepCtx(ctx context.Context, d time.Duration) error {
+// Sleep waits for d or until ctx ends, whichever comes first; every wait
+// between FinOps calls goes through it.
+func Sleep(ctx context.Context, d time.Duration) error {
 	if d <= 0 {
 		return ctx.Err()
 	}

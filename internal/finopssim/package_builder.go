@@ -64,23 +64,36 @@ func SamplePackage(group string, rows int, seed uint64) Package {
 
 // Zip renders the package as a DMF zip.
 func (p Package) Zip() []byte {
+	var files []ZipEntry
+	for _, e := range p.Entities {
+		files = append(files, ZipEntry{Name: e.File, Data: e.Render()})
+	}
+	meta := p.MetadataFiles()
+	for _, name := range []string{"Manifest.xml", "PackageHeader.xml"} {
+		files = append(files, ZipEntry{Name: name, Data: meta[name]})
+	}
+	return Zip(files...)
+}
+
+// ZipEntry is one file of a zip built by Zip.
+type ZipEntry struct {
+	Name string // written as given: tests use it for hostile names too
+	Data []byte
+}
+
+// Zip builds a zip of files, in order, deflated, with a fixed timestamp so
+// the same files always give the same bytes.
+func Zip(files ...ZipEntry) []byte {
 	var buf bytes.Buffer
 	zw := zip.NewWriter(&buf)
-	write := func(name string, data []byte) {
-		// A fixed timestamp keeps a package's bytes reproducible from its seed.
-		w, err := zw.CreateHeader(&zip.FileHeader{Name: name, Method: zip.Deflate, Modified: packageTime})
+	for _, f := range files {
+		w, err := zw.CreateHeader(&zip.FileHeader{Name: f.Name, Method: zip.Deflate, Modified: packageTime})
 		if err != nil {
 			panic(err)
 		}
-		if _, err := w.Write(data); err != nil {
+		if _, err := w.Write(f.Data); err != nil {
 			panic(err)
 		}
-	}
-	for _, e := range p.Entities {
-		write(e.File, e.Render())
-	}
-	for _, name := range []string{"Manifest.xml", "PackageHeader.xml"} {
-		write(name, p.MetadataFiles()[name])
 	}
 	if err := zw.Close(); err != nil {
 		panic(err)
