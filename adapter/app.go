@@ -163,6 +163,11 @@ func (a *App) startSimulator(ctx context.Context) error {
 	}()
 	if err := <-ready; err != nil {
 		cancel()
+		if a.opts.HTTPOptional && strings.Contains(err.Error(), "address already in use") {
+			// The daemon runs the demo simulator already; use that one.
+			a.log.Info().Str("listen", a.cfg.Simulator.Listen).Msg("simulator address in use: using the running one")
+			return nil
+		}
 		return fmt.Errorf("simulator: %w", err)
 	}
 	a.stops = append(a.stops, func(context.Context) error { cancel(); <-done; return nil })
