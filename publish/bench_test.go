@@ -25,11 +25,11 @@ import (
 //
 //   - burst: all 10,000 events at once (100 packages of 100): throughput;
 //     latency here is mostly time spent queued behind the burst.
-//   - paced: 10 events every 10 ms (2,000 deliveries/s offered) for 10 s:
-//     latency when the publisher keeps up.
+//   - paced: 10 events every 9 ms (about 2,220 deliveries/s offered, above
+//     the 2,000/s target) for 9 s: latency when the publisher keeps up.
 func BenchmarkDelivery(b *testing.B) {
 	b.Run("burst", func(b *testing.B) { benchDelivery(b, 100, 100, 0) })
-	b.Run("paced", func(b *testing.B) { benchDelivery(b, 1000, 10, 10*time.Millisecond) })
+	b.Run("paced", func(b *testing.B) { benchDelivery(b, 1000, 10, 9*time.Millisecond) })
 }
 
 func benchDelivery(b *testing.B, packages, perPackage int, interval time.Duration) {

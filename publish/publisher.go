@@ -15,7 +15,7 @@ import (
 // Store is the part of the store the publisher uses.
 type Store interface {
 	ClaimDue(ctx context.Context, subscription string, now, leaseUntil time.Time, limit int) ([]store.Delivery, error)
-	Complete(ctx context.Context, id int64, o store.Outcome) error
+	Complete(ctx context.Context, cs ...store.Completion) (stale []int64, err error)
 	Rescue(ctx context.Context, leasedUntil, now time.Time) (int, error)
 	Replay(ctx context.Context, f store.Filter, now time.Time) (int, error)
 	Pause(ctx context.Context, subscription, reason string, at time.Time) error
@@ -86,6 +86,8 @@ type Publisher struct {
 
 	wake       map[string]chan struct{}
 	beforeSend func()
+	record     chan completion // attempts' outcomes, written in batches
+	recorded   chan struct{}   // closed when the recorder has stopped
 
 	mu       sync.Mutex
 	started  bool
@@ -112,7 +114,8 @@ func WithAttemptHook(hook func()) Option { return func(p *Publisher) { p.beforeS
 // New returns a publisher for subs.
 func New(cfg Config, st Store, subs []*Subscription, minter URLMinter, log zerolog.Logger, opts ...Option) *Publisher {
 	p := &Publisher{cfg: cfg.withDefaults(), st: st, subs: subs, sender: NewSender(), minter: minter,
-		log: log.With().Str("component", "publish").Logger(), now: time.Now, wake: map[string]chan struct{}{}}
+		log: log.With().Str("component", "publish").Logger(), now: time.Now, wake: map[string]chan struct{}{},
+		record: make(chan completion, 256), recorded: make(chan struct{})}
 	for _, s := range subs {
 		p.wake[s.Name] = make(chan struct{}, 1)
 	}
@@ -147,6 +150,7 @@ func (p *Publisher) Start(ctx context.Context) error {
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	attemptCtx, abort := context.WithCancel(context.WithoutCancel(ctx))
 	p.cancel, p.abort = cancel, abort
+	go p.recorder()
 	for _, s := range p.subs {
 		p.loops.Add(1)
 		go p.dispatch(runCtx, attemptCtx, s)
@@ -179,8 +183,70 @@ func (p *Publisher) Stop(ctx context.Context) error {
 			err = ErrStopDeadline
 		}
 		p.abort()
+		close(p.record) // every attempt has handed in its outcome
+		<-p.recorded
 	})
 	return err
+}
+
+// completion is an outcome waiting to be written; done receives the result.
+type completion struct {
+	c    store.Completion
+	done chan error
+}
+
+var errStale = errors.New("the delivery's lease was taken back before its outcome was recorded")
+
+// recorder writes outcomes as they come, everything waiting in one
+// transaction: under load many attempts end at once, and one write for all
+// of them is what lets delivery keep up.
+func (p *Publisher) recorder() {
+	defer close(p.recorded)
+	const maxBatch = 256
+	batch := make([]completion, 0, maxBatch)
+	for first := range p.record {
+		batch = append(batch[:0], first)
+	drain:
+		for len(batch) < maxBatch {
+			select {
+			case c, ok := <-p.record:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, c)
+			default:
+				break drain
+			}
+		}
+		cs := make([]store.Completion, len(batch))
+		for i, c := range batch {
+			cs[i] = c.c
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		stale, err := p.st.Complete(ctx, cs...)
+		cancel()
+		staleSet := map[int64]bool{}
+		for _, id := range stale {
+			staleSet[id] = true
+		}
+		for _, c := range batch {
+			switch {
+			case err != nil:
+				c.done <- err
+			case staleSet[c.c.ID]:
+				c.done <- errStale
+			default:
+				c.done <- nil
+			}
+		}
+	}
+}
+
+// complete hands an outcome to the recorder and waits until it is written.
+func (p *Publisher) complete(id int64, o store.Outcome) error {
+	done := make(chan error, 1)
+	p.record <- completion{c: store.Completion{ID: id, Outcome: o}, done: done}
+	return <-done
 }
 
 // Notify wakes every dispatcher: new deliveries were committed.
@@ -326,7 +392,7 @@ func (p *Publisher) attempt(ctx context.Context, s *Subscription, d store.Delive
 	} else {
 		o = nextOutcome(s.Retry, d.Attempt, status, err, end)
 	}
-	if cerr := p.st.Complete(recCtx, d.ID, o); cerr != nil {
+	if cerr := p.complete(d.ID, o); cerr != nil {
 		log.Error().Err(cerr).Int64("delivery_id", d.ID).Msg("recording delivery outcome failed; the lease will expire and it will be retried")
 		return
 	}

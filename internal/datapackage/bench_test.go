@@ -26,7 +26,7 @@ func benchCSV(b *testing.B, rows int) []byte {
 
 func discardWriter(b *testing.B) *recordWriter {
 	b.Helper()
-	return newRecordWriter(context.Background(), newAsyncWriter(io.Discard, 3), FormatJSON)
+	return newRecordWriter(context.Background(), newAsyncWriter(io.Discard, 3, -1), FormatJSON)
 }
 
 // BenchmarkCSVConverter measures the parser and JSON writer alone, from

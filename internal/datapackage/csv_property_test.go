@@ -16,7 +16,7 @@ import (
 // convertCSVBytes runs the CSV converter on data and returns the JSON output.
 func convertCSVBytes(data []byte, delim byte) ([]byte, error) {
 	var out bytes.Buffer
-	sink := newAsyncWriter(&out, 2)
+	sink := newAsyncWriter(&out, 2, int64(len(data)))
 	rw := newRecordWriter(context.Background(), sink, FormatJSON)
 	c := newCSVConverter(bytes.NewReader(data), delim, rw)
 	err := c.readHeader()
@@ -171,7 +171,7 @@ func FuzzXMLConverter(f *testing.F) {
 	f.Add([]byte(`<Document>`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var out bytes.Buffer
-		sink := newAsyncWriter(&out, 2)
+		sink := newAsyncWriter(&out, 2, int64(len(data)))
 		rw := newRecordWriter(context.Background(), sink, FormatJSON)
 		err := convertXML(bytes.NewReader(data), rw)
 		if err == nil {

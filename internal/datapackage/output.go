@@ -52,7 +52,7 @@ func (s *fileSink) Write(p []byte) (int, error) {
 	return n, err
 }
 
-func createOutput(final, compress string) (*outputFile, error) {
+func createOutput(final, compress string, sizeHint int64) (*outputFile, error) {
 	f, err := os.CreateTemp(filepath.Dir(final), ".convert-*.tmp")
 	if err != nil {
 		return nil, err
@@ -71,7 +71,7 @@ func createOutput(final, compress string) (*outputFile, error) {
 		}
 		o.comp, w = zw, zw
 	}
-	o.sink = newAsyncWriter(w, 3)
+	o.sink = newAsyncWriter(w, 3, sizeHint)
 	return o, nil
 }
 

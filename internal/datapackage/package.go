@@ -377,7 +377,11 @@ func convertText(br *bufio.Reader, k kind, delim byte, utf16 bool, fallback enco
 
 func writeEntity(ctx context.Context, e entityFile, outDir, base, format string, o Options, convert func(*recordWriter) error) (*Result, error) {
 	final, ct, enc := outputPath(outDir, base, o)
-	out, err := createOutput(final, o.Compress)
+	sizeHint := int64(-1)
+	if e.zf != nil {
+		sizeHint = int64(e.zf.UncompressedSize64)
+	}
+	out, err := createOutput(final, o.Compress, sizeHint)
 	if err != nil {
 		return nil, err
 	}

@@ -91,10 +91,17 @@ type asyncWriter struct {
 	err  error
 }
 
-func newAsyncWriter(w io.Writer, buffers int) *asyncWriter {
+// newAsyncWriter writes to w through buffers+1 buffers. sizeHint is the
+// expected input size (negative: unknown): JSON output is a few times its
+// input, so a small entity gets small buffers instead of a megabyte.
+func newAsyncWriter(w io.Writer, buffers int, sizeHint int64) *asyncWriter {
 	a := &asyncWriter{w: w, full: make(chan []byte, buffers), free: make(chan []byte, buffers+1), done: make(chan error, 1)}
+	size := int64(outBufSize + outBufSize/4)
+	if sizeHint >= 0 && sizeHint*4+4096 < size {
+		size = sizeHint*4 + 4096
+	}
 	for range buffers + 1 {
-		a.free <- make([]byte, 0, outBufSize+outBufSize/4)
+		a.free <- make([]byte, 0, size)
 	}
 	go a.loop()
 	return a

@@ -378,19 +378,30 @@ func (s *SQLite) ClaimDue(ctx context.Context, subscription string, now, leaseUn
 }
 
 // Complete implements Store.
-func (s *SQLite) Complete(ctx context.Context, id int64, o Outcome) error {
-	var delivered int64
-	if o.State == StateDelivered {
-		delivered = ms(o.At)
-	}
-	errText := o.Error
-	if len(errText) > 2000 {
-		errText = errText[:2000]
-	}
-	return s.tx(ctx, func(tx *sql.Tx) error {
-		res, err := s.txExec(ctx, tx, completeQuery, o.State, ms(o.NextAt), o.Status, errText, ms(o.At), delivered, id)
-		return mustAffect(res, err)
+func (s *SQLite) Complete(ctx context.Context, cs ...Completion) ([]int64, error) {
+	var stale []int64
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		stale = stale[:0]
+		for _, c := range cs {
+			o := c.Outcome
+			var delivered int64
+			if o.State == StateDelivered {
+				delivered = ms(o.At)
+			}
+			errText := o.Error
+			if len(errText) > 2000 {
+				errText = errText[:2000]
+			}
+			res, err := s.txExec(ctx, tx, completeQuery, o.State, ms(o.NextAt), o.Status, errText, ms(o.At), delivered, c.ID)
+			if err := mustAffect(res, err); errors.Is(err, ErrNotFound) {
+				stale = append(stale, c.ID)
+			} else if err != nil {
+				return err
+			}
+		}
+		return nil
 	})
+	return stale, err
 }
 
 // Rescue implements Store.

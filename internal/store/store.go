@@ -58,8 +58,10 @@ type Store interface {
 	// in_flight until leaseUntil, counting an attempt, and returns them with
 	// their events and artifacts.
 	ClaimDue(ctx context.Context, subscription string, now, leaseUntil time.Time, limit int) ([]Delivery, error)
-	// Complete records the outcome of an attempt of a claimed delivery.
-	Complete(ctx context.Context, id int64, o Outcome) error
+	// Complete records, in one transaction, the outcomes of attempts of
+	// claimed deliveries. It returns the ids that were no longer in flight
+	// (their lease was taken back meanwhile); those rows are left unchanged.
+	Complete(ctx context.Context, cs ...Completion) (stale []int64, err error)
 	// Rescue returns to pending, due at now, the in_flight deliveries whose
 	// lease ends at or before leasedUntil.
 	Rescue(ctx context.Context, leasedUntil, now time.Time) (int, error)
@@ -178,6 +180,12 @@ type Delivery struct {
 	DeliveredAt   time.Time
 	Event         Event
 	Artifact      *Artifact // nil for events without a file
+}
+
+// Completion is the outcome of an attempt of the delivery with ID.
+type Completion struct {
+	ID      int64
+	Outcome Outcome
 }
 
 // Outcome is the result of one attempt.

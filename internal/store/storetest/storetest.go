@@ -151,10 +151,15 @@ func testComplete(t *testing.T, s store.Store) {
 	require.NoError(t, err)
 	require.Len(t, ds, 3)
 	at := t0.Add(time.Second)
-	require.NoError(t, s.Complete(ctx, ds[0].ID, store.Outcome{State: store.StateDelivered, Status: 200, At: at}))
-	require.NoError(t, s.Complete(ctx, ds[1].ID, store.Outcome{State: store.StatePending, NextAt: at.Add(12 * time.Second), Status: 503, Error: "HTTP 503", At: at}))
-	require.NoError(t, s.Complete(ctx, ds[2].ID, store.Outcome{State: store.StateDead, Status: 400, Error: "HTTP 400: bad", At: at}))
-	require.ErrorIs(t, s.Complete(ctx, ds[0].ID, store.Outcome{State: store.StateDelivered, At: at}), store.ErrNotFound, "only in-flight rows complete")
+	stale, err := s.Complete(ctx,
+		store.Completion{ID: ds[0].ID, Outcome: store.Outcome{State: store.StateDelivered, Status: 200, At: at}},
+		store.Completion{ID: ds[1].ID, Outcome: store.Outcome{State: store.StatePending, NextAt: at.Add(12 * time.Second), Status: 503, Error: "HTTP 503", At: at}})
+	require.NoError(t, err)
+	require.Empty(t, stale)
+	stale, err = s.Complete(ctx, store.Completion{ID: ds[2].ID, Outcome: store.Outcome{State: store.StateDead, Status: 400, Error: "HTTP 400: bad", At: at}},
+		store.Completion{ID: ds[0].ID, Outcome: store.Outcome{State: store.StateDead, At: at}})
+	require.NoError(t, err)
+	require.Equal(t, []int64{ds[0].ID}, stale, "only in-flight rows complete; the others in the batch still do")
 
 	byID := map[int64]store.Delivery{}
 	all, err := s.Deliveries(ctx, store.Filter{})
@@ -224,7 +229,9 @@ func testReplay(t *testing.T, s store.Store) {
 		ds, err := s.ClaimDue(ctx, sub, t0, t0.Add(time.Minute), 10)
 		require.NoError(t, err)
 		for _, d := range ds {
-			require.NoError(t, s.Complete(ctx, d.ID, store.Outcome{State: store.StateDead, Status: 410, At: t0}))
+			stale, err := s.Complete(ctx, store.Completion{ID: d.ID, Outcome: store.Outcome{State: store.StateDead, Status: 410, At: t0}})
+			require.NoError(t, err)
+			require.Empty(t, stale)
 		}
 	}
 	dead, err := s.Deliveries(ctx, store.Filter{State: store.StateDead, Subscription: "s1"})
