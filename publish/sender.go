@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/go-resty/resty/v2"
+
+	"github.com/exportbridge/exportbridge/internal/retryafter"
 )
 
 // Version is sent in User-Agent; the binary sets it at start.
@@ -119,7 +121,7 @@ func (s *Sender) Send(ctx context.Context, r Request) (int, error) {
 		}
 		return status, nil
 	case status == http.StatusRequestTimeout || status == http.StatusTooManyRequests || status >= 500:
-		return status, &SendError{Status: status, Retryable: true, RetryAfter: retryAfter(resp.Header(), r.Now), Err: errors.New(snippet(text))}
+		return status, &SendError{Status: status, Retryable: true, RetryAfter: retryAfterOf(resp.Header(), r.Now), Err: errors.New(snippet(text))}
 	case status == http.StatusGone:
 		return status, &SendError{Status: status, Gone: true, Err: errors.New("target is gone; subscription paused: " + snippet(text))}
 	default:
@@ -138,18 +140,10 @@ func snippet(b []byte) string {
 	return s
 }
 
-func retryAfter(h http.Header, now time.Time) time.Duration {
-	v := strings.TrimSpace(h.Get("Retry-After"))
-	if v == "" {
-		return 0
-	}
-	if secs, err := strconv.Atoi(v); err == nil && secs > 0 {
-		return time.Duration(secs) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
-	}
-	return 0
+// retryAfterOf is the subscriber's Retry-After, 0 when absent.
+func retryAfterOf(h http.Header, now time.Time) time.Duration {
+	d, _ := retryafter.Parse(h, now)
+	return d
 }
 
 // redactTransport keeps a subscription URL's query (which may hold a key)

@@ -17,6 +17,8 @@ import (
 
 	"github.com/go-resty/resty/v2"
 	"github.com/rs/zerolog"
+
+	"github.com/exportbridge/exportbridge/internal/retryafter"
 )
 
 // Version is sent in User-Agent; the binary sets it at start.
@@ -327,7 +329,7 @@ func (c *Client) retry(ctx context.Context, req Request, attempt attemptFunc, er
 			c.log.Debug().Str("op", req.Op).Msg("token refused, fetching a new one")
 			continue
 		case status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable:
-			d, ok := retryAfter(hr.Header, c.now())
+			d, ok := retryafter.Parse(hr.Header, c.now())
 			if !ok {
 				d = defaultRetryAfter
 			}

@@ -1,7 +1,6 @@
 package finops
 
 import (
-	"net/http"
 	"testing"
 	"time"
 
@@ -20,32 +19,6 @@ func TestRedactURL(t *testing.T) {
 		{"://bad\x7f?sig=secret", "://bad\x7f?REDACTED"},
 	} {
 		require.Equal(t, tc.want, RedactURL(tc.in), tc.in)
-	}
-}
-
-func TestRetryAfter(t *testing.T) {
-	t.Parallel()
-	now := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
-	for _, tc := range []struct {
-		v    string
-		want time.Duration
-		ok   bool
-	}{
-		{"", 0, false},
-		{"5", 5 * time.Second, true},
-		{"0", 0, true},
-		{"-3", 0, false},
-		{"soon", 0, false},
-		{"Mon, 23 Nov 2026 10:00:45 GMT", 45 * time.Second, true},
-		{"Mon, 23 Nov 2026 09:00:00 GMT", 0, true},
-	} {
-		h := http.Header{}
-		if tc.v != "" {
-			h.Set("Retry-After", tc.v)
-		}
-		got, ok := retryAfter(h, now)
-		require.Equal(t, tc.ok, ok, tc.v)
-		require.Equal(t, tc.want, got, tc.v)
 	}
 }
 

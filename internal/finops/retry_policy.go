@@ -3,36 +3,12 @@ package finops
 import (
 	"context"
 	"math/rand/v2"
-	"net/http"
-	"strconv"
-	"strings"
 	"time"
 )
 
 // defaultRetryAfter is used when a 429/503 carries no usable Retry-After; the
 // FinOps docs' sample client uses 30 s.
 const defaultRetryAfter = 30 * time.Second
-
-// retryAfter parses a Retry-After header (delta-seconds or HTTP-date).
-func retryAfter(h http.Header, now time.Time) (time.Duration, bool) {
-	v := strings.TrimSpace(h.Get("Retry-After"))
-	if v == "" {
-		return 0, false
-	}
-	if secs, err := strconv.Atoi(v); err == nil {
-		if secs < 0 {
-			return 0, false
-		}
-		return time.Duration(secs) * time.Second, true
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		if d := t.Sub(now); d > 0 {
-			return d, true
-		}
-		return 0, true
-	}
-	return 0, false
-}
 
 // backoff returns the wait before attempt n+1 (n ≥ 1 failed attempts so far):
 // base·2^(n-1) capped at max, with "equal jitter" (half fixed, half random)
