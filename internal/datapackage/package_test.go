@@ -11,7 +11,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 
@@ -49,16 +48,7 @@ func buildPackage(t testing.TB, path string, entries []manifestEntry) {
 
 func writeZip(t testing.TB, path string, files map[string][]byte) {
 	t.Helper()
-	names := make([]string, 0, len(files))
-	for n := range files {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	var entries []finopssim.ZipEntry
-	for _, n := range names {
-		entries = append(entries, finopssim.ZipEntry{Name: n, Data: files[n]})
-	}
-	require.NoError(t, os.WriteFile(path, finopssim.Zip(entries...), 0o600))
+	require.NoError(t, os.WriteFile(path, finopssim.ZipMap(files), 0o600))
 }
 
 func input(t testing.TB, name string) []byte {

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
+	"sort"
 	"strings"
 	"time"
 	"unicode/utf16"
@@ -79,6 +80,21 @@ func (p Package) Zip() []byte {
 type ZipEntry struct {
 	Name string // written as given: tests use it for hostile names too
 	Data []byte
+}
+
+// ZipMap builds a zip of files (name → contents) in name order, so the same
+// map always gives the same bytes.
+func ZipMap(files map[string][]byte) []byte {
+	names := make([]string, 0, len(files))
+	for n := range files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	entries := make([]ZipEntry, len(names))
+	for i, n := range names {
+		entries[i] = ZipEntry{Name: n, Data: files[n]}
+	}
+	return Zip(entries...)
 }
 
 // Zip builds a zip of files, in order, deflated, with a fixed timestamp so
