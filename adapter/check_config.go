@@ -5,6 +5,8 @@ import (
 	"io"
 	"sort"
 	"strings"
+
+	"github.com/exportbridge/exportbridge/internal/redact"
 )
 
 // PrintSummary writes a short human summary of a valid config.
@@ -41,7 +43,7 @@ func PrintSummary(w io.Writer, path string, cfg *Config) {
 		if len(s.Secret) > 0 {
 			signed = fmt.Sprintf("signed (%d key(s))", len(s.Secret))
 		}
-		fmt.Fprintf(w, "    %-20s %s topics=%s, %s, %d attempts\n", s.Name, redactedURL(s.URL), strings.Join(s.Topics, ","), signed, len(s.Retry)+1)
+		fmt.Fprintf(w, "    %-20s %s topics=%s, %s, %d attempts\n", s.Name, redact.URL(s.URL), strings.Join(s.Topics, ","), signed, len(s.Retry)+1)
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 
 	"github.com/exportbridge/exportbridge/internal/finops"
 	"github.com/exportbridge/exportbridge/internal/finopssim"
+	"github.com/exportbridge/exportbridge/internal/redact"
 	"github.com/exportbridge/exportbridge/publish"
 )
 
@@ -76,7 +77,7 @@ func newTestReceiver(t testing.TB) *testReceiver {
 				d.File, _ = io.ReadAll(resp.Body)
 				resp.Body.Close()
 				if resp.StatusCode != http.StatusOK {
-					t.Errorf("download %s: %s", finops.RedactURL(u), resp.Status)
+					t.Errorf("download %s: %s", redact.URL(u), resp.Status)
 				}
 			} else {
 				t.Errorf("download: %v", err)

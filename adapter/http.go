@@ -17,7 +17,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/exportbridge/exportbridge/internal/files"
-	"github.com/exportbridge/exportbridge/internal/finops"
+	"github.com/exportbridge/exportbridge/internal/redact"
 	"github.com/exportbridge/exportbridge/internal/store"
 	"github.com/exportbridge/exportbridge/publish"
 )
@@ -284,7 +284,7 @@ func (a *App) apiSubscriptions(w http.ResponseWriter, r *http.Request) {
 	out := []subscriptionView{}
 	for _, s := range a.subs {
 		reason, p := paused[s.Name]
-		out = append(out, subscriptionView{Name: s.Name, URL: finops.RedactURL(s.URL), Topics: s.Topics, Entities: append([]string{}, s.Entities...),
+		out = append(out, subscriptionView{Name: s.Name, URL: redact.URL(s.URL), Topics: s.Topics, Entities: append([]string{}, s.Entities...),
 			Signed: len(s.Secret) > 0, Paused: p, PausedReason: reason})
 	}
 	writeJSON(w, http.StatusOK, out)
@@ -373,7 +373,7 @@ func (d *demoReceiver) fetch(ctx context.Context, url string) (int64, string, er
 	}
 	resp, err := d.client.Do(req)
 	if err != nil {
-		return 0, "", finops.RedactError(err)
+		return 0, "", redact.Error(err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {

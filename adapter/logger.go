@@ -7,6 +7,8 @@ import (
 
 	"github.com/rs/zerolog"
 	"golang.org/x/term"
+
+	"github.com/exportbridge/exportbridge/internal/redact"
 )
 
 // NewLogger builds the process logger: console output on a terminal (or
@@ -23,7 +25,7 @@ func NewLogger(cfg LogConfig, w io.Writer) zerolog.Logger {
 	if console {
 		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
 	}
-	return zerolog.New(w).Level(level).With().Timestamp().Logger()
+	return zerolog.New(redact.Writer(w)).Level(level).With().Timestamp().Logger()
 }
 
 // IsTerminal reports whether w is a terminal.

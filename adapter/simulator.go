@@ -6,12 +6,8 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/exportbridge/exportbridge/internal/finops"
 	"github.com/exportbridge/exportbridge/internal/finopssim"
 )
-
-// redactedURL hides credentials in URLs before they are printed or logged.
-func redactedURL(u string) string { return finops.RedactURL(u) }
 
 // SimOptions configures `exportbridge sim`.
 type SimOptions struct {

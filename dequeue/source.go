@@ -11,6 +11,8 @@ package dequeue
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -18,6 +20,7 @@ import (
 	"strings"
 
 	"github.com/exportbridge/exportbridge/internal/finops"
+	"github.com/exportbridge/exportbridge/internal/redact"
 )
 
 // Source reads one recurring export job's queue.
@@ -66,7 +69,7 @@ func (m *Message) FileMissing() (string, bool) {
 	if m.IsDownLoadFileExist == nil || *m.IsDownLoadFileExist {
 		return "", false
 	}
-	msg := fmt.Sprint(m.FileDownLoadErrorMessage)
+	msg := redact.Excerpt(fmt.Sprint(m.FileDownLoadErrorMessage), 1024)
 	if m.FileDownLoadErrorMessage == nil {
 		msg = "FinOps reports no file for this message"
 	}
@@ -98,7 +101,23 @@ func (s *Source) Dequeue(ctx context.Context) (*Message, error) {
 	if u, err := url.Parse(m.DownloadLocation); err == nil {
 		m.BlobID = strings.Trim(u.Query().Get("blob"), "{}")
 	}
+	// The ids become store keys, log fields and file names: keep them
+	// bounded. A longer id keeps its identity through a hash.
+	m.CorrelationID, m.BlobID = boundedID(m.CorrelationID), boundedID(m.BlobID)
 	return &m, nil
+}
+
+// maxIDLen bounds an id from FinOps (real ones are GUIDs, 36 bytes).
+const maxIDLen = 128
+
+// boundedID returns id, or for an id over maxIDLen its start and a hash of
+// the whole, so two long ids that share a prefix stay distinct.
+func boundedID(id string) string {
+	if len(id) <= maxIDLen {
+		return id
+	}
+	sum := sha256.Sum256([]byte(id))
+	return strings.ToValidUTF8(id[:64], "") + "~sha256:" + hex.EncodeToString(sum[:12])
 }
 
 // DownloadURL returns the URL Download fetches: DownloadLocation with http

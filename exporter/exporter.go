@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/exportbridge/exportbridge/internal/finops"
+	"github.com/exportbridge/exportbridge/internal/redact"
 )
 
 // Sentinel errors.
@@ -238,7 +239,9 @@ func (e *Exporter) executionErrors(ctx context.Context, executionID string) stri
 		}
 		parts = append(parts, p)
 	}
-	return strings.Join(parts, "; ")
+	// The text goes into an event and the logs: bounded, however many
+	// errors FinOps lists.
+	return redact.Excerpt(strings.Join(parts, "; "), 4096)
 }
 
 // PackageURL asks GetExportedPackageUrl until it returns a URL: FinOps

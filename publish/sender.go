@@ -12,6 +12,7 @@ import (
 
 	"github.com/go-resty/resty/v2"
 
+	"github.com/exportbridge/exportbridge/internal/redact"
 	"github.com/exportbridge/exportbridge/internal/retryafter"
 )
 
@@ -107,7 +108,7 @@ func (s *Sender) Send(ctx context.Context, r Request) (int, error) {
 	resp, err := req.Post(r.Sub.URL)
 	if err != nil {
 		// Timeouts, refused and reset connections: the target may be back soon.
-		return 0, &SendError{Retryable: true, Err: redactTransport(err, r.Sub.URL)}
+		return 0, &SendError{Retryable: true, Err: redact.Error(err)}
 	}
 	body := resp.RawBody()
 	defer body.Close()
@@ -144,16 +145,6 @@ func snippet(b []byte) string {
 func retryAfterOf(h http.Header, now time.Time) time.Duration {
 	d, _ := retryafter.Parse(h, now)
 	return d
-}
-
-// redactTransport keeps a subscription URL's query (which may hold a key)
-// out of error text.
-func redactTransport(err error, target string) error {
-	msg := err.Error()
-	if i := strings.IndexByte(target, '?'); i >= 0 {
-		msg = strings.ReplaceAll(msg, target, target[:i]+"?REDACTED")
-	}
-	return errors.New(msg)
 }
 
 type quietLogger struct{}

@@ -18,6 +18,7 @@ import (
 	"github.com/go-resty/resty/v2"
 	"github.com/rs/zerolog"
 
+	"github.com/exportbridge/exportbridge/internal/redact"
 	"github.com/exportbridge/exportbridge/internal/retryafter"
 )
 
@@ -30,10 +31,12 @@ type Client struct {
 	api    *resty.Client // API calls, bounded by cfg.Timeout
 	dl     *resty.Client // downloads, bounded by cfg.DownloadTimeout
 	tokens *tokenSource
-	log    zerolog.Logger
-	wait   func(ctx context.Context, d time.Duration) error
-	now    func() time.Time
-	rand   func() float64
+	// trusted are the origins the bearer token may be sent to.
+	trusted map[string]bool
+	log     zerolog.Logger
+	wait    func(ctx context.Context, d time.Duration) error
+	now     func() time.Time
+	rand    func() float64
 }
 
 // Option adjusts a Client; used by tests.
@@ -69,12 +72,13 @@ func New(cfg Config, log zerolog.Logger, opts ...Option) (*Client, error) {
 		o(c)
 	}
 	newResty := func(timeout time.Duration) *resty.Client {
-		r := resty.NewWithClient(&http.Client{Transport: transport, Timeout: timeout})
+		r := resty.NewWithClient(&http.Client{Transport: transport, Timeout: timeout, CheckRedirect: checkRedirect})
 		r.SetRetryCount(0) // this package owns retries
 		r.SetLogger(restyLogger{})
 		r.SetHeader("User-Agent", "exportbridge/"+Version)
 		return r
 	}
+	c.trusted = trustedOrigins(cfg)
 	c.api = newResty(cfg.Timeout)
 	c.dl = newResty(cfg.DownloadTimeout)
 	c.tokens = newTokenSource(cfg, &http.Client{Transport: transport, Timeout: cfg.Timeout}, func() time.Time { return c.now() })
@@ -112,14 +116,33 @@ type Response struct {
 func (c *Client) Do(ctx context.Context, req Request) (*Response, error) {
 	var out *Response
 	err := c.retry(ctx, req, func(ctx context.Context, token string) (*http.Response, error) {
-		r := c.api.R().SetContext(ctx)
+		r := c.api.R().SetContext(ctx).SetDoNotParseResponse(true)
 		c.prepare(r, req, token)
 		resp, err := r.Execute(req.Method, c.url(req.Path))
 		if err != nil {
 			return nil, err
 		}
-		out = &Response{StatusCode: resp.StatusCode(), Header: resp.Header(), Body: resp.Body()}
-		return resp.RawResponse, nil
+		hr := resp.RawResponse
+		defer hr.Body.Close()
+		limit := c.cfg.MaxAnswerBytes
+		if hr.StatusCode/100 != 2 {
+			limit = maxErrorBody * 4
+		}
+		// An answer is read whole, so it is read with a cap: a body that
+		// never ends must not take the process's memory with it.
+		body, err := io.ReadAll(io.LimitReader(hr.Body, limit+1))
+		if err != nil {
+			return nil, err
+		}
+		if int64(len(body)) > limit {
+			if hr.StatusCode/100 != 2 {
+				body = body[:limit]
+			} else {
+				return nil, fmt.Errorf("%w: answer exceeds max_answer_bytes %d", ErrTooLarge, limit)
+			}
+		}
+		out = &Response{StatusCode: hr.StatusCode, Header: hr.Header, Body: body}
+		return hr, nil
 	}, func(hr *http.Response) []byte { return out.Body })
 	if err != nil {
 		return nil, err
@@ -195,7 +218,7 @@ func (c *Client) save(hr *http.Response, dir string, progress func(received, tot
 		if errors.Is(err, io.ErrUnexpectedEOF) {
 			return nil, fmt.Errorf("%w after %d of %d bytes", ErrTruncated, n, hr.ContentLength)
 		}
-		return nil, fmt.Errorf("finops: reading download: %w", redactErr(err))
+		return nil, fmt.Errorf("finops: reading download: %w", redact.Error(err))
 	}
 	if n > c.cfg.MaxDownloadBytes {
 		return nil, fmt.Errorf("%w: more than max_download_bytes %d", ErrTooLarge, c.cfg.MaxDownloadBytes)
@@ -269,7 +292,12 @@ type attemptFunc func(ctx context.Context, token string) (*http.Response, error)
 // downloads → capped exponential backoff up to MaxAttempts. errBody reads
 // the body of a non-2xx response for the error message.
 func (c *Client) retry(ctx context.Context, req Request, attempt attemptFunc, errBody func(*http.Response) []byte) error {
-	target := RedactURL(c.url(req.Path))
+	target := redact.URL(c.url(req.Path))
+	if !req.NoAuth {
+		if err := c.checkTokenTarget(c.url(req.Path)); err != nil {
+			return fmt.Errorf("finops %s: %w", req.Op, err)
+		}
+	}
 	failures, throttled := 0, time.Duration(0)
 	reauthed := false
 	for {
@@ -307,7 +335,7 @@ func (c *Client) retry(ctx context.Context, req Request, attempt attemptFunc, er
 			if ctx.Err() != nil {
 				return fmt.Errorf("finops %s: %w", req.Op, ctx.Err())
 			}
-			err = fmt.Errorf("finops %s: %w", req.Op, redactErr(err))
+			err = fmt.Errorf("finops %s: %w", req.Op, redact.Error(err))
 			if !transient(err) {
 				return err
 			}
@@ -333,8 +361,9 @@ func (c *Client) retry(ctx context.Context, req Request, attempt attemptFunc, er
 			if !ok {
 				d = defaultRetryAfter
 			}
-			if throttled+d > c.cfg.MaxThrottleWait {
-				return fmt.Errorf("%w: %w", ErrThrottled, serr)
+			if d > c.cfg.MaxThrottleWait-throttled {
+				return fmt.Errorf("%w: Retry-After %s would exceed max_throttle_wait %s (waited %s already): %w",
+					ErrThrottled, d, c.cfg.MaxThrottleWait, throttled, serr)
 			}
 			throttled += d
 			if werr := c.pause(ctx, req, d, serr); werr != nil {
@@ -365,7 +394,7 @@ func (c *Client) pause(ctx context.Context, req Request, d time.Duration, cause 
 // transient reports whether a transport-level failure may succeed if tried
 // again: timeouts, refused or reset connections, truncated bodies.
 func transient(err error) bool {
-	if errors.Is(err, ErrTooLarge) {
+	if errors.Is(err, ErrTooLarge) || errors.Is(err, ErrForeignHost) {
 		return false
 	}
 	if errors.Is(err, ErrTruncated) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {

@@ -296,3 +296,73 @@ func TestErrorsDoNotLeakSASSignature(t *testing.T) {
 	require.Contains(t, err.Error(), "gave up after 5 attempts", "connection refused is retried")
 	require.NotContains(t, err.Error(), "SUPERSECRETSIG")
 }
+
+func TestHugeRetryAfterGivesUpInsteadOfOverflowing(t *testing.T) {
+	t.Parallel()
+	for _, v := range []string{"9223372037", "99999999999999999999", "-5"} {
+		t.Run(v, func(t *testing.T) {
+			t.Parallel()
+			sim, base := finopssim.StartTest(t, finopssim.Config{})
+			sim.InjectFault(finopssim.Fault{PathPrefix: "/api/connector/dequeue/", Status: http.StatusTooManyRequests, RetryAfter: v})
+			w := &waits{}
+			c := newClient(t, base, sim, func(c *finops.Config) { c.MaxThrottleWait = 2 * time.Minute }, finops.WithWait(w.wait))
+			_, err := c.Do(context.Background(), dequeueReq("a1"))
+			require.ErrorIs(t, err, finops.ErrThrottled)
+			require.Contains(t, err.Error(), "max_throttle_wait")
+			for _, d := range w.list() {
+				require.Positive(t, d, "no negative waits")
+			}
+			// "-5" is unusable: the 30 s default applies, 4 times within 2 minutes.
+			require.LessOrEqual(t, len(w.list()), 4)
+			require.LessOrEqual(t, sim.Requests("GET /api/connector/dequeue/a1"), 5)
+		})
+	}
+}
+
+func TestAnswerIsReadWithASizeCap(t *testing.T) {
+	t.Parallel()
+	sim, simBase := finopssim.StartTest(t, finopssim.Config{})
+	var served int64
+	var mu sync.Mutex
+	endless := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"CorrelationId":"`))
+		chunk := []byte(strings.Repeat("A", 64<<10))
+		for i := 0; i < 1<<14; i++ { // up to 1 GiB, unless the client hangs up
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+			mu.Lock()
+			served += int64(len(chunk))
+			mu.Unlock()
+		}
+	}))
+	t.Cleanup(endless.Close)
+	id, secret := sim.Credentials()
+	c, err := finops.New(finops.Config{BaseURL: endless.URL, TokenURL: finopssim.TokenURL(simBase), ClientID: id, ClientSecret: secret,
+		MaxAnswerBytes: 1 << 20}, zerolog.Nop())
+	require.NoError(t, err)
+	_, err = c.Do(context.Background(), dequeueReq("a1"))
+	require.ErrorIs(t, err, finops.ErrTooLarge)
+	require.Contains(t, err.Error(), "max_answer_bytes")
+	mu.Lock()
+	defer mu.Unlock()
+	require.Less(t, served, int64(64<<20), "the client stops reading at the cap")
+}
+
+func TestODataMessageIsCutToAnExcerpt(t *testing.T) {
+	t.Parallel()
+	sim, simBase := finopssim.StartTest(t, finopssim.Config{})
+	huge := strings.Repeat("x", 1<<20)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusBadRequest)
+		_, _ = w.Write([]byte(`{"error":{"code":"c","message":"An error has occurred.","innererror":{"message":"` + huge + `"}}}`))
+	}))
+	t.Cleanup(srv.Close)
+	id, secret := sim.Credentials()
+	c, err := finops.New(finops.Config{BaseURL: srv.URL, TokenURL: finopssim.TokenURL(simBase), ClientID: id, ClientSecret: secret}, zerolog.Nop())
+	require.NoError(t, err)
+	_, err = c.Do(context.Background(), dequeueReq("a1"))
+	require.Error(t, err)
+	require.Less(t, len(err.Error()), 12<<10)
+}

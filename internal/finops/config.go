@@ -2,10 +2,12 @@ package finops
 
 import (
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/exportbridge/exportbridge/internal/conf"
+	"github.com/exportbridge/exportbridge/internal/redact"
 )
 
 // Config describes one FinOps environment ([connections.NAME] in config.toml).
@@ -36,6 +38,14 @@ type Config struct {
 	// MaxThrottleWait bounds the total time spent obeying Retry-After in one
 	// call. Default 10m.
 	MaxThrottleWait time.Duration `koanf:"max_throttle_wait"`
+	// MaxAnswerBytes bounds one API answer (JSON), which is read whole.
+	// Default 4 MiB; real answers are a few KB.
+	MaxAnswerBytes int64 `koanf:"max_answer_bytes"`
+	// DownloadHosts are further hosts ("host" or "host:port", with the
+	// scheme of base_url) trusted with the bearer token for a message's
+	// DownloadLocation, e.g. a proxy in front of FinOps. By default the token
+	// goes only to base_url's scheme, host and port.
+	DownloadHosts []string `koanf:"download_hosts"`
 }
 
 // WithDefaults returns c with zero fields set to their defaults.
@@ -64,6 +74,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.MaxThrottleWait == 0 {
 		c.MaxThrottleWait = 10 * time.Minute
+	}
+	if c.MaxAnswerBytes == 0 {
+		c.MaxAnswerBytes = 4 << 20
 	}
 	return c
 }
@@ -97,6 +110,14 @@ func (c Config) Validate() conf.Problems {
 	if c.MaxDownloadBytes < 0 {
 		ps.Add("max_download_bytes", "must not be negative")
 	}
+	if c.MaxAnswerBytes < 0 {
+		ps.Add("max_answer_bytes", "must not be negative")
+	}
+	for i, h := range c.DownloadHosts {
+		if h == "" || strings.ContainsAny(h, "/?#@ ") {
+			ps.Add(conf.Join("download_hosts", "["+strconv.Itoa(i)+"]"), "must be a host or host:port, got %q", redact.Excerpt(h, 100))
+		}
+	}
 	return ps
 }
 
@@ -107,6 +128,6 @@ func checkURL(ps *conf.Problems, key, raw string) {
 	}
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		ps.Add(key, "must be an absolute http(s) URL, got %q", RedactURL(raw))
+		ps.Add(key, "must be an absolute http(s) URL, got %q", redact.URL(raw))
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+
+	"github.com/exportbridge/exportbridge/internal/redact"
 )
 
 // Sentinel errors for errors.Is.
@@ -16,8 +18,13 @@ var (
 	ErrUnauthorized = errors.New("finops: unauthorized")
 	// ErrTruncated: a download ended before its announced length.
 	ErrTruncated = errors.New("finops: download truncated")
-	// ErrTooLarge: a download exceeded MaxDownloadBytes.
-	ErrTooLarge = errors.New("finops: download too large")
+	// ErrTooLarge: a download exceeded MaxDownloadBytes, or an answer
+	// MaxAnswerBytes.
+	ErrTooLarge = errors.New("finops: too large")
+	// ErrForeignHost: a URL that would carry the bearer token (a
+	// DownloadLocation, a redirect) points outside the connection's base_url
+	// and its download_hosts. The token goes only to FinOps.
+	ErrForeignHost = errors.New("finops: refusing to send the FinOps token to another host")
 )
 
 // StatusError is a non-success HTTP answer from FinOps (or the blob store).
@@ -80,11 +87,7 @@ func parseErrorBody(body []byte) (code, msg string) {
 		if ie := oe.Error.InnerError; ie != nil && ie.Message != "" {
 			msg = ie.Message
 		}
-		return code, msg
+		return redact.Excerpt(code, 200), redact.Excerpt(msg, maxErrorBody)
 	}
-	s := strings.TrimSpace(string(body))
-	if len(s) > maxErrorBody {
-		s = s[:maxErrorBody] + "…"
-	}
-	return "", s
+	return "", redact.Excerpt(strings.TrimSpace(string(body)), maxErrorBody)
 }

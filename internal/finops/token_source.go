@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/exportbridge/exportbridge/internal/redact"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 )
@@ -109,5 +110,5 @@ func tokenError(err error) error {
 		}
 		return &TokenError{StatusCode: status, Err: fmt.Errorf("HTTP %d: %s", status, msg)}
 	}
-	return &TokenError{Err: redactErr(err)}
+	return &TokenError{Err: redact.Error(err)}
 }

@@ -23,6 +23,14 @@ func TestParse(t *testing.T) {
 		{"soon", 0, false},
 		{"Mon, 23 Nov 2026 10:00:45 GMT", 45 * time.Second, true},
 		{"Mon, 23 Nov 2026 09:00:00 GMT", 0, true},
+		// Huge values clamp instead of overflowing into a negative wait.
+		{"9223372037", Max, true},
+		{"99999999999999999999999", Max, true},
+		{"31536001", Max, true},
+		{"31536000", Max, true},
+		{"1e9", 0, false},
+		{"5s", 0, false},
+		{"Fri, 31 Dec 9999 23:59:59 GMT", Max, true},
 	} {
 		h := http.Header{}
 		if tc.v != "" {
@@ -32,4 +40,17 @@ func TestParse(t *testing.T) {
 		require.Equal(t, tc.ok, ok, tc.v)
 		require.Equal(t, tc.want, got, tc.v)
 	}
+}
+
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{"5", "-1", "9223372037", "Mon, 23 Nov 2026 10:00:45 GMT", "x"} {
+		f.Add(s)
+	}
+	now := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, v string) {
+		d, _ := Parse(http.Header{"Retry-After": {v}}, now)
+		if d < 0 || d > Max {
+			t.Fatalf("Parse(%q) = %v, outside [0, Max]", v, d)
+		}
+	})
 }
