@@ -89,6 +89,11 @@ func (a *App) ready(w http.ResponseWriter, r *http.Request) {
 			checks["scheduler"], status = "not running", http.StatusServiceUnavailable
 		}
 	}
+	if a.Runner != nil {
+		for job, msg := range a.Runner.EnvironmentFaults() {
+			checks["job:"+job], status = msg, http.StatusServiceUnavailable
+		}
+	}
 	writeJSON(w, status, checks)
 }
 

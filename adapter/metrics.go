@@ -14,6 +14,7 @@ import (
 // registry. The names are a contract for dashboards: do not rename.
 type Metrics struct {
 	polls      *prometheus.CounterVec
+	runs       *prometheus.CounterVec
 	packages   *prometheus.CounterVec
 	records    *prometheus.CounterVec
 	bytes      *prometheus.CounterVec
@@ -28,6 +29,8 @@ func NewMetrics(reg prometheus.Registerer, counts func(context.Context) (map[str
 	m := &Metrics{
 		polls: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "exportbridge_polls_total",
 			Help: "FinOps polls (dequeue calls, export status polls) by result: message, empty, ok, error."}, []string{"job", "result"}),
+		runs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "exportbridge_runs_total",
+			Help: "Job runs by result: ok, error, environment_fault (disk full, I/O error, store gone: nothing acknowledged), cancelled."}, []string{"job", "result"}),
 		packages: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "exportbridge_packages_total",
 			Help: "Packages handled by result: committed, duplicate, quarantined, failed."}, []string{"job", "result"}),
 		records: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "exportbridge_records_converted_total",
@@ -41,7 +44,7 @@ func NewMetrics(reg prometheus.Registerer, counts func(context.Context) (map[str
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "exportbridge_delivery_latency_seconds",
 			Help: "Time from an event's commit to its successful delivery.", Buckets: prometheus.ExponentialBuckets(0.005, 2.5, 12)}),
 	}
-	reg.MustRegister(m.polls, m.packages, m.records, m.bytes, m.events, m.deliveries, m.latency,
+	reg.MustRegister(m.polls, m.runs, m.packages, m.records, m.bytes, m.events, m.deliveries, m.latency,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if counts != nil {
 		reg.MustRegister(&stateCollector{counts: counts, desc: prometheus.NewDesc("exportbridge_deliveries",
@@ -55,6 +58,12 @@ func NewMetrics(reg prometheus.Registerer, counts func(context.Context) (map[str
 func (m *Metrics) poll(job, result string) {
 	if m != nil {
 		m.polls.WithLabelValues(job, result).Inc()
+	}
+}
+
+func (m *Metrics) run(job, result string) {
+	if m != nil {
+		m.runs.WithLabelValues(job, result).Inc()
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/exportbridge/exportbridge/dequeue"
 	"github.com/exportbridge/exportbridge/exporter"
 	"github.com/exportbridge/exportbridge/internal/datapackage"
+	"github.com/exportbridge/exportbridge/internal/fault"
 	"github.com/exportbridge/exportbridge/internal/files"
 	"github.com/exportbridge/exportbridge/internal/finops"
 	"github.com/exportbridge/exportbridge/internal/store"
@@ -78,6 +79,10 @@ type jobRunner struct {
 	statusMu sync.Mutex
 	last     *RunResult
 	running  bool
+	// envFault is the last run's error when the environment caused it (disk
+	// full, I/O error, store gone); readiness reports it until a run ends
+	// cleanly.
+	envFault string
 }
 
 // NewRunner builds the runner and one FinOps client per connection.
@@ -127,6 +132,20 @@ func (r *Runner) Status(name string) (JobStatus, bool) {
 	return JobStatus{Running: jr.running, Last: jr.last}, true
 }
 
+// EnvironmentFaults returns, per job, the error of its last run when the
+// environment caused it (a full disk, an I/O error, the store gone).
+func (r *Runner) EnvironmentFaults() map[string]string {
+	out := map[string]string{}
+	for name, jr := range r.jobs {
+		jr.statusMu.Lock()
+		if jr.envFault != "" {
+			out[name] = jr.envFault
+		}
+		jr.statusMu.Unlock()
+	}
+	return out
+}
+
 // Run runs job name once. It returns ErrJobRunning if the job is running.
 func (r *Runner) Run(ctx context.Context, name string, prog Progress) (*RunResult, error) {
 	jr, ok := r.jobs[name]
@@ -153,11 +172,26 @@ func (r *Runner) Run(ctx context.Context, name string, prog Progress) (*RunResul
 		err = r.runExport(ctx, jr, res, prog, log)
 	}
 	res.Finished = r.now()
+	result := "ok"
+	envFault := ""
+	switch {
+	case err != nil && fault.IsEnvironment(err) && ctx.Err() == nil:
+		result, envFault = "environment_fault", err.Error()
+		log.Error().Err(err).Msg("run stopped by an environment fault: nothing was acknowledged; the data will be fetched again")
+	case err != nil && ctx.Err() == nil:
+		result = "error"
+	case err != nil:
+		result = "cancelled"
+	}
 	if err != nil {
 		res.Error = err.Error()
 	}
+	r.metrics.run(name, result)
 	jr.statusMu.Lock()
 	jr.running, jr.last = false, res
+	if result != "cancelled" {
+		jr.envFault = envFault
+	}
 	jr.statusMu.Unlock()
 	if err != nil {
 		return res, err
@@ -326,7 +360,9 @@ func (r *Runner) runExport(ctx context.Context, jr *jobRunner, res *RunResult, p
 	}
 	dl, err := jr.exp.Download(ctx, id, r.cfg.Files.WorkDir, job.PollInterval, func(n, total int64) { prog.Downloading(job.Name, n, total) })
 	if err != nil {
-		if ctx.Err() == nil && !r.now().Before(deadline) {
+		// A download that cannot be written (disk full) never closes the
+		// export: it stays open and is downloaded again.
+		if ctx.Err() == nil && !r.now().Before(deadline) && !fault.IsEnvironment(err) {
 			return r.commitFailure(ctx, job, src, publish.ReasonDownloadFailed, err.Error(), res, prog, log)
 		}
 		// The export stays open: the next run downloads it again.
@@ -392,6 +428,7 @@ func (r *Runner) convert(ctx context.Context, job JobConfig, src publish.Source,
 		opts.Encoding = job.Encoding
 	}
 	opts.BareName = job.Name
+	opts.WorkDir = r.cfg.Files.WorkDir
 	opts.Progress = func(entity string, n int64) { prog.Converting(job.Name, entity, n) }
 	pkgDir := filepath.Join(r.cfg.Files.Dir, files.NewID())
 	conv, err := datapackage.Convert(ctx, dl.Path, pkgDir, opts)
@@ -399,7 +436,8 @@ func (r *Runner) convert(ctx context.Context, job JobConfig, src publish.Source,
 		var de *datapackage.Error
 		if !errors.As(err, &de) || ctx.Err() != nil {
 			_ = os.RemoveAll(pkgDir)
-			// Not the package's fault (disk, cancellation): try again later.
+			// Not the package's fault (disk full, I/O, cancellation): nothing
+			// is quarantined, published or acknowledged; try again later.
 			return p, fmt.Errorf("job %s: converting %s: %w", job.Name, src.MessageID, err)
 		}
 		q, qerr := r.quarantine(job.Name, src.MessageID, dl.Path, true)

@@ -1,6 +1,8 @@
 package datapackage
 
 import (
+	"os"
+
 	"github.com/exportbridge/exportbridge/internal/conf"
 )
 
@@ -39,6 +41,12 @@ type Options struct {
 	BareName string `koanf:"-"`
 	// Progress, when set, is called as records are converted.
 	Progress func(entity string, records int64) `koanf:"-"`
+	// WorkDir holds temporary files (a workbook taken out of the package).
+	// Default: the output directory. The runner sets [files] work_dir.
+	WorkDir string `koanf:"-"`
+	// CreateTemp creates every file the converter writes. Default
+	// os.CreateTemp; tests hand it /dev/full to meet a full disk.
+	CreateTemp func(dir, pattern string) (*os.File, error) `koanf:"-"`
 }
 
 // WithDefaults fills zero fields.
@@ -63,6 +71,9 @@ func (o Options) WithDefaults() Options {
 	}
 	if o.Encoding == "" {
 		o.Encoding = "utf-8"
+	}
+	if o.CreateTemp == nil {
+		o.CreateTemp = os.CreateTemp
 	}
 	return o
 }

@@ -52,27 +52,28 @@ func (s *fileSink) Write(p []byte) (int, error) {
 	return n, err
 }
 
-func createOutput(final, compress string, sizeHint int64) (*outputFile, error) {
-	f, err := os.CreateTemp(filepath.Dir(final), ".convert-*.tmp")
+func createOutput(final string, o Options, sizeHint int64) (*outputFile, error) {
+	compress := o.Compress
+	f, err := o.CreateTemp(filepath.Dir(final), ".convert-*.tmp")
 	if err != nil {
 		return nil, err
 	}
-	o := &outputFile{f: f, final: final, sum: sha256.New()}
-	var w io.Writer = &fileSink{f: f, h: o.sum, n: &o.n}
+	out := &outputFile{f: f, final: final, sum: sha256.New()}
+	var w io.Writer = &fileSink{f: f, h: out.sum, n: &out.n}
 	switch compress {
 	case CompressGzip:
 		gz, _ := gzip.NewWriterLevel(w, gzip.DefaultCompression)
-		o.comp, w = gz, gz
+		out.comp, w = gz, gz
 	case CompressZstd:
 		zw, err := zstd.NewWriter(w, zstd.WithEncoderConcurrency(1))
 		if err != nil {
-			o.abort()
+			out.abort()
 			return nil, err
 		}
-		o.comp, w = zw, zw
+		out.comp, w = zw, zw
 	}
-	o.sink = newAsyncWriter(w, 3, sizeHint)
-	return o, nil
+	out.sink = newAsyncWriter(w, 3, sizeHint)
+	return out, nil
 }
 
 // commit flushes, syncs and renames the file into place.

@@ -14,6 +14,8 @@ import (
 	"strings"
 
 	"github.com/klauspost/compress/zip"
+
+	"github.com/exportbridge/exportbridge/internal/fault"
 	"golang.org/x/text/encoding"
 )
 
@@ -55,8 +57,14 @@ type entityFile struct {
 // converted is listed in Failures and the other entities are kept.
 func Convert(ctx context.Context, pkgPath, outDir string, o Options) (*Conversion, error) {
 	o = o.WithDefaults()
+	if o.WorkDir == "" {
+		o.WorkDir = outDir
+	}
 	pkgName := filepath.Base(pkgPath)
 	fail := func(reason Reason, file string, err error) (*Conversion, error) {
+		if fault.IsEnvironment(err) {
+			return nil, environmentError(pkgName, file, err)
+		}
 		var le *lineError
 		var line int64
 		if errors.As(err, &le) {
@@ -155,6 +163,14 @@ func Convert(ctx context.Context, pkgPath, outDir string, o Options) (*Conversio
 			return nil, err
 		}
 		res, err := convertEntry(ctx, e, outDir, uniqueName(names, e.name), o, fallback, &totalLeft)
+		if err != nil && fault.IsEnvironment(err) {
+			// Not the package's fault: keep nothing, blame nothing.
+			removeResults(conv)
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, environmentError(pkgName, e.zf.Name, err)
+		}
 		if err != nil {
 			reason := classify(err)
 			if reason == ReasonCorrupt || reason == ReasonLimit || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
@@ -180,6 +196,16 @@ func Convert(ctx context.Context, pkgPath, outDir string, o Options) (*Conversio
 		conv.Results = append(conv.Results, *res)
 	}
 	return conv, nil
+}
+
+// environmentError reports a fault of the machine (disk full, I/O error,
+// permission) met while converting file of package pkg. It is not an *Error:
+// the caller must not quarantine the package or publish a failure for it.
+func environmentError(pkg, file string, err error) error {
+	if file == "" || file == pkg {
+		return fmt.Errorf("datapackage: %s: %w", pkg, err)
+	}
+	return fmt.Errorf("datapackage: %s: %s: %w", pkg, file, err)
 }
 
 // classify maps a conversion error to its reason.
@@ -296,7 +322,7 @@ func convertEntry(ctx context.Context, e entityFile, outDir, base string, o Opti
 	}
 	defer rc.Close()
 	if k == kindXLSX {
-		tmp, err := extractTemp(rc, outDir)
+		tmp, err := extractTemp(rc, o)
 		if err != nil {
 			return nil, err
 		}
@@ -339,6 +365,9 @@ func convertBare(ctx context.Context, p, name string, head []byte, outDir string
 	res, err := writeEntity(ctx, e, outDir, uniqueName(map[string]int{}, name), format, o, func(rw *recordWriter) error {
 		return convertText(br, k, delim, utf16, fallback, rw)
 	})
+	if err != nil && fault.IsEnvironment(err) {
+		return nil, environmentError(conv.Package, conv.Package, err)
+	}
 	if err != nil {
 		fe := &Error{Reason: classify(err), Package: conv.Package, Entity: name, File: conv.Package, Err: err}
 		var le *lineError
@@ -381,7 +410,7 @@ func writeEntity(ctx context.Context, e entityFile, outDir, base, format string,
 	if e.zf != nil {
 		sizeHint = int64(e.zf.UncompressedSize64)
 	}
-	out, err := createOutput(final, o.Compress, sizeHint)
+	out, err := createOutput(final, o, sizeHint)
 	if err != nil {
 		return nil, err
 	}
@@ -412,8 +441,8 @@ func writeEntity(ctx context.Context, e entityFile, outDir, base, format string,
 		Path: final, ContentType: ct, ContentEncoding: enc}, nil
 }
 
-func extractTemp(r io.Reader, dir string) (string, error) {
-	f, err := os.CreateTemp(dir, ".xlsx-*.tmp")
+func extractTemp(r io.Reader, o Options) (string, error) {
+	f, err := o.CreateTemp(o.WorkDir, ".xlsx-*.tmp")
 	if err != nil {
 		return "", err
 	}
