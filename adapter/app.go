@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -53,6 +54,8 @@ type App struct {
 	httpSrv *http.Server
 	HTTPUp  bool
 
+	fatal chan error // a component found the process cannot go on (the store lost)
+
 	bg       context.Context // lives until Stop: background work (API-started runs)
 	bgCancel context.CancelFunc
 	bgWG     sync.WaitGroup
@@ -63,7 +66,7 @@ type App struct {
 // StartApp builds and starts everything. On error, what was started is
 // stopped again.
 func StartApp(ctx context.Context, cfg *Config, log zerolog.Logger, opts AppOptions) (_ *App, err error) {
-	a := &App{cfg: cfg, log: log, opts: opts, reg: opts.Registry}
+	a := &App{cfg: cfg, log: log, opts: opts, reg: opts.Registry, fatal: make(chan error, 1)}
 	if a.reg == nil {
 		a.reg = prometheus.NewRegistry()
 	}
@@ -81,12 +84,16 @@ func StartApp(ctx context.Context, cfg *Config, log zerolog.Logger, opts AppOpti
 			return nil, err
 		}
 	}
+	if err := checkStoreNotLost(cfg); err != nil {
+		return nil, err
+	}
 	st, err := store.OpenSQLite(ctx, cfg.Store.DSN)
 	if err != nil {
 		return nil, err
 	}
 	a.Store = st
 	a.stops = append(a.stops, func(context.Context) error { return st.Close() })
+	a.watchStore(ctx)
 
 	key, err := files.SigningKey(ctx, cfg.Files.SigningKey, st)
 	if err != nil {
@@ -200,6 +207,58 @@ func (a *App) startHTTP() error {
 	return nil
 }
 
+// storeCheckInterval is how often the daemon confirms its database is still
+// the file it opened.
+const storeCheckInterval = time.Second
+
+// watchStore checks the store every storeCheckInterval; when its database
+// was deleted or replaced it reports a fatal error (the daemon exits, its
+// supervisor restarts it). Commits and acks check it themselves as well.
+func (a *App) watchStore(ctx context.Context) {
+	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(storeCheckInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-wctx.Done():
+				return
+			case <-t.C:
+			}
+			if err := a.Store.Ping(wctx); errors.Is(err, store.ErrLost) {
+				a.log.Error().Str("component", "store").Err(err).Msg("the database is gone: nothing more is acknowledged; stopping")
+				select {
+				case a.fatal <- err:
+				default:
+				}
+				return
+			}
+		}
+	}()
+	a.stops = append(a.stops, func(context.Context) error { cancel(); <-done; return nil })
+}
+
+// Fatal reports an error after which the process must stop.
+func (a *App) Fatal() <-chan error { return a.fatal }
+
+// checkStoreNotLost refuses to create a new, empty database beside converted
+// files: they belong to a database that was lost or moved, and starting
+// afresh would orphan them and forget every message processed.
+func checkStoreNotLost(cfg *Config) error {
+	if _, err := os.Stat(cfg.Store.DSN); !errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	entries, err := os.ReadDir(cfg.Files.Dir)
+	if err != nil || len(entries) == 0 {
+		return nil
+	}
+	return fmt.Errorf("store: database %s does not exist, but %s holds %d converted package(s) that belong to one: "+
+		"restore the database (or fix store.dsn), or move %s away to start afresh: %w",
+		cfg.Store.DSN, cfg.Files.Dir, len(entries), cfg.Files.Dir, store.ErrLost)
+}
+
 // Stop stops every component in reverse start order under ctx's deadline.
 // It is idempotent.
 func (a *App) Stop(ctx context.Context) error {
@@ -221,8 +280,18 @@ func Run(ctx context.Context, cfg *Config, log zerolog.Logger) error {
 		return err
 	}
 	log.Info().Int("jobs", len(cfg.Jobs)).Int("subscriptions", len(cfg.Subscriptions)).Msg("exportbridge running")
-	<-ctx.Done()
+	var fatal error
+	select {
+	case <-ctx.Done():
+	case fatal = <-a.Fatal():
+	}
 	log.Info().Str("deadline", cfg.Server.ShutdownTimeout.String()).Msg("shutting down")
+	if fatal != nil {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.Server.ShutdownTimeout)
+		defer cancel()
+		_ = a.Stop(sctx)
+		return fatal
+	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.Server.ShutdownTimeout)
 	defer cancel()
 	if err := a.Stop(sctx); err != nil {

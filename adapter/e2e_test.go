@@ -324,8 +324,11 @@ func TestRedeliveredMessageIsOnlyAcknowledged(t *testing.T) {
 	})
 	e.sim.InjectFault(finopssim.Fault{PathPrefix: "/api/connector/ack/", Status: http.StatusInternalServerError, Times: 1})
 	p, _ := e.sim.EnqueueSample(testActivity)
-	require.NoError(t, e.exportNow("customer-groups"), "a failed ack is not a failure: the message comes back")
+	err := e.exportNow("customer-groups")
+	require.ErrorIs(t, err, ErrExportFailed, "a failed ack ends the run with an error")
+	require.Contains(t, err.Error(), "FinOps will redeliver it and it will be recognised")
 	require.False(t, e.sim.Messages(testActivity)[0].Acked)
+	require.Len(t, e.rcv.byEntity(), len(p.Entities), "what was committed is delivered all the same")
 
 	clock.Advance(2 * time.Minute) // FinOps makes it visible again
 	require.NoError(t, e.exportNow("customer-groups"))

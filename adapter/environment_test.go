@@ -131,3 +131,40 @@ func TestFullDiskKeepsTheExportOpen(t *testing.T) {
 	require.Eventually(t, func() bool { return len(e.rcv.byEntity()) >= len(pkg.Entities) }, 20*time.Second, 10*time.Millisecond)
 	checkEntityFiles(t, e.rcv.byEntity(), pkg)
 }
+
+// TestAckThatNeverTakesEndsTheRun: FinOps answers every ack with 2xx but the
+// message comes back at once (or the ack keeps failing): the run ends with
+// ErrNotAcknowledged naming the message instead of taking it again and
+// again until max_messages.
+func TestAckThatNeverTakesEndsTheRun(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		fault finopssim.Fault
+		want  string
+	}{
+		{"ack fails after its retries", finopssim.Fault{PathPrefix: "/api/connector/ack/", Status: http.StatusInternalServerError}, "HTTP 500"},
+		{"message comes back within the run", finopssim.Fault{PathPrefix: "/api/connector/ack/", Status: http.StatusOK}, "came back during the run"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newTestEnv(t, finopssim.Config{VisibilityTimeout: time.Nanosecond}, func(c *Config) {
+				cc := c.Connections["finops"]
+				cc.MaxAttempts, cc.RetryBase, cc.RetryMax = 2, time.Millisecond, time.Millisecond
+				c.Connections["finops"] = cc
+			})
+			e.sim.InjectFault(tc.fault)
+			_, id := e.sim.EnqueueSample(testActivity)
+			ctx := context.Background()
+			a, err := StartApp(ctx, e.cfg, zerolog.Nop(), AppOptions{})
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = a.Stop(context.Background()) })
+			res, err := a.Runner.Run(ctx, "customer-groups", nil)
+			require.ErrorIs(t, err, ErrNotAcknowledged)
+			require.Contains(t, err.Error(), id, "the error names the message")
+			require.Contains(t, err.Error(), tc.want)
+			require.Equal(t, 1, res.Packages, "committed once")
+			require.LessOrEqual(t, e.sim.Messages(testActivity)[0].Dequeues, 2, "not taken again and again")
+		})
+	}
+}

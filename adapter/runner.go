@@ -29,6 +29,12 @@ import (
 var (
 	ErrJobRunning = errors.New("job is already running")
 	ErrUnknownJob = errors.New("no such job")
+	// ErrNotAcknowledged: a committed message could not be acknowledged
+	// (the ack still failed after its retries, or the store could not be
+	// confirmed first), or it came back during the run that handled it.
+	// Nothing is lost: FinOps redelivers it, and it is recognised and only
+	// acknowledged then. The run stops rather than take it again.
+	ErrNotAcknowledged = errors.New("message committed but not acknowledged; FinOps will redeliver it and it will be recognised and only acknowledged")
 )
 
 // Progress is told how a run advances (export-now's display). Methods may
@@ -201,6 +207,7 @@ func (r *Runner) Run(ctx context.Context, name string, prog Progress) (*RunResul
 
 func (r *Runner) runDequeue(ctx context.Context, jr *jobRunner, res *RunResult, prog Progress, log zerolog.Logger) error {
 	job := jr.cfg
+	handled := map[string]bool{}
 	for i := 0; i < job.MaxMessages; i++ {
 		m, err := jr.queue.Dequeue(ctx)
 		if err != nil {
@@ -215,6 +222,12 @@ func (r *Runner) runDequeue(ctx context.Context, jr *jobRunner, res *RunResult, 
 			return nil
 		}
 		r.metrics.poll(job.Name, "message")
+		if handled[m.CorrelationID] {
+			// Its ack did not take: taking it again would loop until
+			// max_messages. It will come back to a later run.
+			return fmt.Errorf("job %s: message %s came back during the run that handled it: %w", job.Name, m.CorrelationID, ErrNotAcknowledged)
+		}
+		handled[m.CorrelationID] = true
 		if err := r.handleMessage(ctx, jr, m, res, prog, log.With().Str("message_id", m.CorrelationID).Logger()); err != nil {
 			return err
 		}
@@ -234,8 +247,7 @@ func (r *Runner) handleMessage(ctx context.Context, jr *jobRunner, m *dequeue.Me
 		log.Info().Str("first_seen_as", dup.ID).Msg("redelivered message already processed: acknowledging only")
 		res.Duplicates++
 		r.metrics.pkg(job.Name, "duplicate")
-		r.ack(ctx, jr, m, dup.ID, log)
-		return nil
+		return r.ack(ctx, jr, m, dup.ID, log)
 	}
 	src := publish.Source{Job: job.Name, Kind: KindDequeue, MessageID: m.CorrelationID, LegalEntity: job.LegalEntity}
 	if reason, missing := m.FileMissing(); missing {
@@ -246,8 +258,7 @@ func (r *Runner) handleMessage(ctx context.Context, jr *jobRunner, m *dequeue.Me
 		if err := r.commit(ctx, p, res, prog, log); err != nil {
 			return err
 		}
-		r.ack(ctx, jr, m, m.CorrelationID, log)
-		return nil
+		return r.ack(ctx, jr, m, m.CorrelationID, log)
 	}
 	dl, err := jr.queue.Download(ctx, m, r.cfg.Files.WorkDir, func(n, total int64) { prog.Downloading(job.Name, n, total) })
 	if err != nil {
@@ -263,8 +274,7 @@ func (r *Runner) handleMessage(ctx context.Context, jr *jobRunner, m *dequeue.Me
 		log.Info().Str("first_seen_as", dup.ID).Str("sha256", dl.SHA256).Msg("same content as a processed message: acknowledging only")
 		res.Duplicates++
 		r.metrics.pkg(job.Name, "duplicate")
-		r.ack(ctx, jr, m, dup.ID, log)
-		return nil
+		return r.ack(ctx, jr, m, dup.ID, log)
 	}
 	p, err := r.convert(ctx, job, src, dl, keys, prog, log)
 	if err != nil {
@@ -272,14 +282,12 @@ func (r *Runner) handleMessage(ctx context.Context, jr *jobRunner, m *dequeue.Me
 	}
 	if err := r.commit(ctx, p, res, prog, log); err != nil {
 		if errors.Is(err, store.ErrDuplicate) {
-			r.ack(ctx, jr, m, m.CorrelationID, log)
-			return nil
+			return r.ack(ctx, jr, m, m.CorrelationID, log)
 		}
 		return err
 	}
 	maybeCrash(fpAfterCommit)
-	r.ack(ctx, jr, m, m.CorrelationID, log)
-	return nil
+	return r.ack(ctx, jr, m, m.CorrelationID, log)
 }
 
 func (r *Runner) recognised(ctx context.Context, job string, keys store.MessageKeys) (*store.Message, error) {
@@ -293,17 +301,23 @@ func (r *Runner) recognised(ctx context.Context, job string, keys store.MessageK
 	return m, nil
 }
 
-// ack acknowledges m. The FinOps client already retried transient
-// failures; if it still fails the message is left: FinOps redelivers it in
-// about 30 minutes, it is recognised, and only acknowledged then.
-func (r *Runner) ack(ctx context.Context, jr *jobRunner, m *dequeue.Message, recordedAs string, log zerolog.Logger) {
+// ack acknowledges m, once the store is confirmed to be the database the
+// commit went to and still writable: an ack after a commit into a deleted
+// database would lose the message. The FinOps client already retried
+// transient failures; if the ack still fails the run ends with
+// ErrNotAcknowledged: FinOps redelivers the message in about 30 minutes, it
+// is recognised, and only acknowledged then.
+func (r *Runner) ack(ctx context.Context, jr *jobRunner, m *dequeue.Message, recordedAs string, log zerolog.Logger) error {
+	if err := r.st.Ping(ctx); err != nil {
+		return fmt.Errorf("job %s: message %s: store not confirmed, not acknowledging: %w", jr.cfg.Name, m.CorrelationID, err)
+	}
 	if err := jr.queue.Ack(ctx, m); err != nil {
-		log.Warn().Err(err).Msg("acknowledging failed; FinOps will redeliver the message and it will be recognised")
-		return
+		return fmt.Errorf("job %s: message %s: %w: %w", jr.cfg.Name, m.CorrelationID, ErrNotAcknowledged, err)
 	}
 	if err := r.st.MarkAcked(ctx, jr.cfg.Name, recordedAs, r.now()); err != nil && !errors.Is(err, store.ErrNotFound) {
 		log.Warn().Err(err).Msg("recording the acknowledgement failed")
 	}
+	return nil
 }
 
 func (r *Runner) runExport(ctx context.Context, jr *jobRunner, res *RunResult, prog Progress, log zerolog.Logger) error {

@@ -14,10 +14,8 @@ import (
 
 	"github.com/exportbridge/exportbridge/internal/redact"
 	"github.com/exportbridge/exportbridge/internal/retryafter"
+	"github.com/exportbridge/exportbridge/internal/version"
 )
-
-// Version is sent in User-Agent; the binary sets it at start.
-var Version = "dev"
 
 // SendError is a failed attempt. Retryable says whether the same delivery
 // may succeed later; Gone (HTTP 410) asks for the subscription to be paused.
@@ -91,7 +89,7 @@ func (s *Sender) Send(ctx context.Context, r Request) (int, error) {
 	}
 	req.SetHeaders(map[string]string{
 		"Content-Type":         "application/json",
-		"User-Agent":           "exportbridge/" + Version,
+		"User-Agent":           version.UserAgent(),
 		"webhook-id":           r.EventID,
 		"webhook-timestamp":    strconv.FormatInt(r.Now.Unix(), 10),
 		"ce-specversion":       "1.0",

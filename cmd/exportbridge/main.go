@@ -10,14 +10,13 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/exportbridge/exportbridge/adapter"
-	"github.com/exportbridge/exportbridge/internal/finops"
 	"github.com/exportbridge/exportbridge/internal/finopssim"
+	"github.com/exportbridge/exportbridge/internal/version"
 )
 
 // Exit codes.
@@ -26,10 +25,6 @@ const (
 	exitFailed = 1 // a job or a delivery failed
 	exitUsage  = 2 // bad usage or configuration
 )
-
-// version is set with -ldflags "-X main.version=…"; otherwise the module
-// version from the build info.
-var version = ""
 
 const usage = `exportbridge turns FinOps polling data-export integrations into push events.
 
@@ -45,7 +40,6 @@ FILE defaults to $EXPORTBRIDGE_CONFIG, then ./config.toml.
 `
 
 func main() {
-	finops.Version = versionString()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
@@ -74,7 +68,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "replay":
 		return cmdReplay(ctx, args, stdout, stderr)
 	case "version", "--version", "-v":
-		fmt.Fprintln(stdout, "exportbridge", versionString())
+		fmt.Fprintln(stdout, "exportbridge", version.String())
 		return exitOK
 	case "help", "--help", "-h":
 		fmt.Fprint(stdout, usage)
@@ -83,16 +77,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "exportbridge: unknown command %q\n\n%s", cmd, usage)
 		return exitUsage
 	}
-}
-
-func versionString() string {
-	if version != "" {
-		return version
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		return bi.Main.Version
-	}
-	return "dev"
 }
 
 func defaultConfigPath() string {

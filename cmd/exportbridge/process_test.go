@@ -37,7 +37,8 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "exportbridge")
-	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-ldflags", "-X github.com/exportbridge/exportbridge/internal/version.version="+testVersion,
+		"-o", binary, ".").CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "building exportbridge: %v\n%s", err, out)
 		os.Exit(1)
 	}
@@ -46,6 +47,9 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// testVersion is stamped into the test binary the way a release is.
+const testVersion = "9.8.7-test"
+
 const (
 	procActivity = "5f0c5b0e-0000-4000-8000-000000000001"
 	procSecret   = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -53,15 +57,16 @@ const (
 
 // sink is a webhook receiver that verifies signatures and records events.
 type sink struct {
-	mu    sync.Mutex
-	got   []map[string]any
-	delay atomic.Int64 // nanoseconds to hold each request
-	url   string
+	mu     sync.Mutex
+	got    []map[string]any
+	agents map[string]int // User-Agent headers seen
+	delay  atomic.Int64   // nanoseconds to hold each request
+	url    string
 }
 
 func newSink(t *testing.T) *sink {
 	t.Helper()
-	s := &sink{}
+	s := &sink{agents: map[string]int{}}
 	key, err := publish.DecodeSecret(procSecret)
 	require.NoError(t, err)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -84,6 +89,7 @@ func newSink(t *testing.T) *sink {
 		}
 		s.mu.Lock()
 		s.got = append(s.got, ev)
+		s.agents[r.Header.Get("User-Agent")]++
 		s.mu.Unlock()
 		w.WriteHeader(http.StatusNoContent)
 	}))
@@ -342,6 +348,14 @@ func TestExportNowExitCodes(t *testing.T) {
 	require.Equal(t, 0, cmd.ProcessState.ExitCode())
 	require.Contains(t, out, "customer-groups: 1 package(s), 3 event(s)")
 	require.Contains(t, out, "deliveries: 3 delivered, 0 dead")
+	e.sink.mu.Lock()
+	require.Equal(t, map[string]int{"exportbridge/" + testVersion: 3}, e.sink.agents, "webhooks carry the build's version")
+	e.sink.mu.Unlock()
+	agents := e.sim.UserAgents()
+	require.Positive(t, agents["exportbridge/"+testVersion], "FinOps calls carry the same version: %v", agents)
+	for ua := range agents {
+		require.Contains(t, []string{"exportbridge/" + testVersion, "Go-http-client/1.1"}, ua, "only the token request is x/oauth2's own")
+	}
 
 	bad := newProcEnv(t, finopssim.Config{}, "")
 	rejecting := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {

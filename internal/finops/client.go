@@ -20,10 +20,8 @@ import (
 
 	"github.com/exportbridge/exportbridge/internal/redact"
 	"github.com/exportbridge/exportbridge/internal/retryafter"
+	"github.com/exportbridge/exportbridge/internal/version"
 )
-
-// Version is sent in User-Agent; the binary sets it at start.
-var Version = "dev"
 
 // Client talks to one FinOps environment.
 type Client struct {
@@ -75,7 +73,7 @@ func New(cfg Config, log zerolog.Logger, opts ...Option) (*Client, error) {
 		r := resty.NewWithClient(&http.Client{Transport: transport, Timeout: timeout, CheckRedirect: checkRedirect})
 		r.SetRetryCount(0) // this package owns retries
 		r.SetLogger(restyLogger{})
-		r.SetHeader("User-Agent", "exportbridge/"+Version)
+		r.SetHeader("User-Agent", version.UserAgent())
 		return r
 	}
 	c.trusted = trustedOrigins(cfg)

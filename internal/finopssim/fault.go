@@ -39,6 +39,7 @@ func (s *Server) takeFault(r *http.Request) *Fault {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.requests[r.Method+" "+r.URL.Path]++
+	s.agents[r.UserAgent()]++
 	for i, f := range s.faults {
 		if (f.Method == "" || f.Method == r.Method) && strings.HasPrefix(r.URL.Path, f.PathPrefix) {
 			cp := *f

@@ -18,6 +18,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"strings"
@@ -102,6 +103,7 @@ type Server struct {
 	failGroups map[string][]ExecutionError
 	faults     []*Fault
 	requests   map[string]int // "METHOD path" → count
+	agents     map[string]int // User-Agent → count
 	blobs      map[string][]byte
 	seq        uint64
 }
@@ -119,6 +121,7 @@ func New(cfg Config, log zerolog.Logger) *Server {
 		executions: map[string]*execution{},
 		failGroups: map[string][]ExecutionError{},
 		requests:   map[string]int{},
+		agents:     map[string]int{},
 		blobs:      map[string][]byte{},
 	}
 }
@@ -196,6 +199,13 @@ func (s *Server) Requests(methodPath string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.requests[methodPath]
+}
+
+// UserAgents counts the requests by User-Agent header.
+func (s *Server) UserAgents() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.agents)
 }
 
 // RevokeTokens makes every issued token invalid, so the next call gets 401.

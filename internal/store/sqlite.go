@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -24,6 +25,12 @@ type SQLite struct {
 
 	stmtMu sync.Mutex
 	stmts  map[string]*sql.Stmt // hot statements, prepared once
+
+	// path and ident identify the database file opened: deleting or
+	// replacing it leaves this process writing into an unlinked file whose
+	// contents nobody will ever read, so every write transaction checks it.
+	path  string
+	ident fileIdent
 }
 
 var _ Store = (*SQLite)(nil)
@@ -45,12 +52,38 @@ func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
 	db.SetMaxOpenConns(4)
-	s := &SQLite{db: db, stmts: map[string]*sql.Stmt{}}
+	s := &SQLite{db: db, stmts: map[string]*sql.Stmt{}, path: path}
+	// Open for real (sql.Open is lazy), then remember which file it is.
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	if s.ident, err = identOf(path); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: %w", err)
+	}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, err
 	}
 	return s, nil
+}
+
+// checkFile reports ErrLost when the database file is gone or another file
+// took its path, and ErrReadOnly when it has lost its write permission.
+func (s *SQLite) checkFile() error {
+	id, err := identOf(s.path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("%w: %s no longer exists", ErrLost, s.path)
+	case err != nil:
+		return fmt.Errorf("store: %w", err)
+	case id.dev != s.ident.dev || id.ino != s.ident.ino:
+		return fmt.Errorf("%w: %s is another file now", ErrLost, s.path)
+	case id.mode&0o222 == 0:
+		return fmt.Errorf("%w: %s has no write permission", ErrReadOnly, s.path)
+	}
+	return nil
 }
 
 func (s *SQLite) migrate(ctx context.Context) error {
@@ -94,6 +127,9 @@ func (s *SQLite) SchemaVersion(ctx context.Context) (int, error) {
 func (s *SQLite) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err := s.checkFile(); err != nil {
+		return err
+	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -231,6 +267,9 @@ func (s *SQLite) FinishExport(ctx context.Context, executionID, state, lastError
 func (s *SQLite) CommitPackage(ctx context.Context, p Package) ([]Event, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err := s.checkFile(); err != nil {
+		return nil, err
+	}
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
 		return nil, err
@@ -608,8 +647,27 @@ func (s *SQLite) SetSettingIfAbsent(ctx context.Context, key, value string) (str
 	return out, err
 }
 
-// Ping implements Store.
-func (s *SQLite) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
+// Ping implements Store: the file is still ours and a write goes through.
+func (s *SQLite) Ping(ctx context.Context) error {
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO settings (key, value) VALUES ('ping', '') ON CONFLICT DO NOTHING`)
+		return err
+	})
+	if err != nil && isReadOnly(err) {
+		return fmt.Errorf("%w: %w", ErrReadOnly, err)
+	}
+	return err
+}
+
+// isReadOnly reports SQLite's SQLITE_READONLY family and a read-only file
+// system.
+func isReadOnly(err error) bool {
+	var se interface{ Code() int }
+	if errors.As(err, &se) && se.Code()&0xff == 8 { // SQLITE_READONLY
+		return true
+	}
+	return errors.Is(err, syscall.EROFS)
+}
 
 // Close implements Store; it is idempotent.
 func (s *SQLite) Close() error {

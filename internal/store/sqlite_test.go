@@ -2,12 +2,15 @@ package store_test
 
 import (
 	"context"
+	"errors"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/exportbridge/exportbridge/internal/fault"
 	"github.com/exportbridge/exportbridge/internal/store"
 	"github.com/exportbridge/exportbridge/internal/store/storetest"
 )
@@ -50,4 +53,65 @@ func TestSQLiteSurvivesReopen(t *testing.T) {
 	n, err := s.Rescue(ctx, now.Add(2*time.Minute), now.Add(2*time.Minute))
 	require.NoError(t, err)
 	require.Equal(t, 1, n)
+}
+
+// TestSQLiteNoticesItsFileIsGone: deleting or replacing the database file
+// under an open store fails every later write with ErrLost (an environment
+// fault), instead of committing into an unlinked file.
+func TestSQLiteNoticesItsFileIsGone(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		breakIt func(t *testing.T, path string)
+	}{
+		{"deleted", func(t *testing.T, path string) {
+			for _, p := range []string{path, path + "-wal", path + "-shm"} {
+				require.NoError(t, ignoreMissing(os.Remove(p)))
+			}
+		}},
+		{"replaced", func(t *testing.T, path string) {
+			require.NoError(t, os.Rename(path, path+".old"))
+			require.NoError(t, os.WriteFile(path, nil, 0o644))
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			path := filepath.Join(t.TempDir(), "eb.db")
+			s, err := store.OpenSQLite(ctx, path)
+			require.NoError(t, err)
+			t.Cleanup(func() { s.Close() })
+			require.NoError(t, s.Ping(ctx))
+			tc.breakIt(t, path)
+
+			require.ErrorIs(t, s.Ping(ctx), store.ErrLost)
+			_, err = s.CommitPackage(ctx, storetest.Package("j", "m1", []string{"A"}, "s1"))
+			require.ErrorIs(t, err, store.ErrLost)
+			require.ErrorIs(t, err, fault.ErrEnvironment)
+			require.True(t, fault.IsEnvironment(err))
+			require.Contains(t, err.Error(), path)
+		})
+	}
+}
+
+// TestSQLiteReadOnlyIsNotReady: a database file without write permission
+// fails Ping with ErrReadOnly.
+func TestSQLiteReadOnlyIsNotReady(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "eb.db")
+	s, err := store.OpenSQLite(ctx, path)
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close() })
+	require.NoError(t, os.Chmod(path, 0o444))
+	require.ErrorIs(t, s.Ping(ctx), store.ErrReadOnly)
+	require.NoError(t, os.Chmod(path, 0o644))
+	require.NoError(t, s.Ping(ctx))
+}
+
+func ignoreMissing(err error) error {
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	return err
 }

@@ -14,7 +14,10 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
+
+	"github.com/exportbridge/exportbridge/internal/fault"
 )
 
 // Sentinel errors.
@@ -22,6 +25,13 @@ var (
 	ErrNotFound = errors.New("store: not found")
 	// ErrDuplicate: CommitPackage found the source message already recorded.
 	ErrDuplicate = errors.New("store: source message already processed")
+	// ErrLost: the database was deleted or replaced under the running
+	// process. Everything written from then on would be lost: the process
+	// must stop (its supervisor restarts it on the real database). It is an
+	// environment fault (fault.ErrEnvironment).
+	ErrLost = fmt.Errorf("store: the database was deleted or replaced while open: %w", fault.ErrEnvironment)
+	// ErrReadOnly: the database cannot be written. An environment fault.
+	ErrReadOnly = fmt.Errorf("store: the database is read-only: %w", fault.ErrEnvironment)
 )
 
 // Delivery states.
@@ -90,7 +100,9 @@ type Store interface {
 	Setting(ctx context.Context, key string) (string, error)
 	SetSettingIfAbsent(ctx context.Context, key, value string) (string, error)
 
-	// Ping checks the store is reachable (readiness).
+	// Ping checks the store is reachable and writable, and is still the
+	// database it opened (readiness; before each acknowledgement). ErrLost
+	// or ErrReadOnly when not.
 	Ping(ctx context.Context) error
 	Close() error
 }
