@@ -278,6 +278,8 @@ type subscriptionView struct {
 	Signed       bool     `json:"signed"`
 	Paused       bool     `json:"paused"`
 	PausedReason string   `json:"paused_reason,omitempty"`
+	// Circuit is this process's circuit breaker for the target.
+	Circuit publish.BreakerState `json:"circuit"`
 }
 
 func (a *App) apiSubscriptions(w http.ResponseWriter, r *http.Request) {
@@ -287,10 +289,11 @@ func (a *App) apiSubscriptions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := []subscriptionView{}
+	circuits := a.Pub.Circuits()
 	for _, s := range a.subs {
 		reason, p := paused[s.Name]
 		out = append(out, subscriptionView{Name: s.Name, URL: redact.URL(s.URL), Topics: s.Topics, Entities: append([]string{}, s.Entities...),
-			Signed: len(s.Secret) > 0, Paused: p, PausedReason: reason})
+			Signed: len(s.Secret) > 0, Paused: p, PausedReason: reason, Circuit: circuits[s.Name]})
 	}
 	writeJSON(w, http.StatusOK, out)
 }

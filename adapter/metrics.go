@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/exportbridge/exportbridge/internal/store"
+	"github.com/exportbridge/exportbridge/publish"
 )
 
 // Metrics are exportbridge's Prometheus metrics, registered on an injected
@@ -20,6 +21,7 @@ type Metrics struct {
 	bytes      *prometheus.CounterVec
 	events     *prometheus.CounterVec
 	deliveries *prometheus.CounterVec
+	circuit    *prometheus.GaugeVec
 	latency    prometheus.Histogram
 }
 
@@ -41,10 +43,12 @@ func NewMetrics(reg prometheus.Registerer, counts func(context.Context) (map[str
 			Help: "Events committed by type."}, []string{"job", "type"}),
 		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "exportbridge_deliveries_total",
 			Help: "Delivery attempts by outcome: delivered, retry, dead."}, []string{"subscription", "outcome"}),
+		circuit: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "exportbridge_subscription_circuit_open",
+			Help: "1 while a subscription's circuit breaker is open (its target keeps failing; only probes go out), else 0."}, []string{"subscription"}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "exportbridge_delivery_latency_seconds",
 			Help: "Time from an event's commit to its successful delivery.", Buckets: prometheus.ExponentialBuckets(0.005, 2.5, 12)}),
 	}
-	reg.MustRegister(m.polls, m.runs, m.packages, m.records, m.bytes, m.events, m.deliveries, m.latency,
+	reg.MustRegister(m.polls, m.runs, m.packages, m.records, m.bytes, m.events, m.deliveries, m.circuit, m.latency,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if counts != nil {
 		reg.MustRegister(&stateCollector{counts: counts, desc: prometheus.NewDesc("exportbridge_deliveries",
@@ -95,6 +99,18 @@ func (m *Metrics) Attempted(subscription, outcome string, latency time.Duration)
 	if outcome == "delivered" {
 		m.latency.Observe(latency.Seconds())
 	}
+}
+
+// CircuitChanged implements publish.Observer.
+func (m *Metrics) CircuitChanged(subscription, state string) {
+	if m == nil {
+		return
+	}
+	v := 0.0
+	if state == publish.CircuitOpen {
+		v = 1
+	}
+	m.circuit.WithLabelValues(subscription).Set(v)
 }
 
 // stateCollector reads delivery counts from the store at scrape time, so

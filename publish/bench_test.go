@@ -112,3 +112,84 @@ func benchDelivery(b *testing.B, packages, perPackage int, interval time.Duratio
 		b.StartTimer()
 	}
 }
+
+// BenchmarkDeadTargets measures what two dead subscribers cost a healthy
+// one: 10,000 events are delivered to the healthy subscriber alone, and then
+// (same run, fresh store) together with 10,000 pending deliveries for each of
+// two dead targets (one answering 503, one refusing connections). It reports
+// both times and ratio = with / alone; the circuit breaker keeps it near 1.
+func BenchmarkDeadTargets(b *testing.B) {
+	for b.Loop() {
+		alone := deliverWithDeadTargets(b, false)
+		with := deliverWithDeadTargets(b, true)
+		b.ReportMetric(alone.Seconds(), "alone_s")
+		b.ReportMetric(with.Seconds(), "with_dead_s")
+		b.ReportMetric(with.Seconds()/alone.Seconds(), "ratio")
+	}
+}
+
+func deliverWithDeadTargets(b *testing.B, dead bool) time.Duration {
+	b.Helper()
+	const events = 10000
+	var mu sync.Mutex
+	got := 0
+	done := make(chan struct{})
+	healthy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		got++
+		if got == events {
+			close(done)
+		}
+		mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer healthy.Close()
+	failing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	defer failing.Close()
+	refusing := httptest.NewServer(http.NotFoundHandler())
+	refusing.Close() // its port now refuses connections
+
+	st, err := store.OpenSQLite(context.Background(), filepath.Join(b.TempDir(), "eb.db"))
+	require.NoError(b, err)
+	defer st.Close()
+	targets := map[string]string{"healthy": healthy.URL}
+	fanout := []string{"healthy"}
+	if dead {
+		targets["dead-503"], targets["dead-refused"] = failing.URL, refusing.URL
+		fanout = append(fanout, "dead-503", "dead-refused")
+	}
+	var subs []*publish.Subscription
+	for name, u := range targets {
+		s, err := publish.NewSubscription(publish.SubscriptionConfig{Name: name, URL: u, Secret: []string{testSecret}, MaxInFlight: 16})
+		require.NoError(b, err)
+		subs = append(subs, s)
+	}
+	// Everything is committed before the publisher starts, so both runs
+	// measure delivery alone.
+	for p := range events / 100 {
+		src := publish.Source{Job: "bench", Kind: "dequeue", MessageID: fmt.Sprintf("m%d", p)}
+		pkg := store.Package{Job: src.Job, MessageID: src.MessageID, Keys: store.MessageKeys{CorrelationID: src.MessageID}, At: time.Now()}
+		for i := range 100 {
+			ev := publish.NewCompleted(src, publish.File{Entity: fmt.Sprintf("Entity %d", i), SourceFormat: "CSV", ContentType: "application/json"}, time.Now())
+			pkg.Events = append(pkg.Events, store.NewEvent{Event: ev, Subscriptions: fanout})
+		}
+		_, err := st.CommitPackage(context.Background(), pkg)
+		require.NoError(b, err)
+	}
+	minter := files.NewSigner([]byte("bench-signing-key-0123456789"), "http://127.0.0.1:8080", time.Hour)
+	pub := publish.New(publish.Config{}, st, subs, minter, zerolog.Nop())
+	start := time.Now()
+	require.NoError(b, pub.Start(context.Background()))
+	select {
+	case <-done:
+	case <-time.After(2 * time.Minute):
+		b.Fatalf("only %d of %d deliveries arrived", got, events)
+	}
+	elapsed := time.Since(start)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = pub.Stop(ctx)
+	return elapsed
+}

@@ -29,10 +29,12 @@ type URLMinter interface {
 	TTL() time.Duration
 }
 
-// Observer is told every attempt's outcome (metrics); latency is from the
-// commit of the event to this attempt.
+// Observer is told every attempt's outcome and every change of a
+// subscription's circuit (metrics); latency is from the commit of the event
+// to this attempt.
 type Observer interface {
 	Attempted(subscription, outcome string, latency time.Duration)
+	CircuitChanged(subscription, state string)
 }
 
 // Config tunes the publisher. Zero values take the defaults shown.
@@ -85,6 +87,7 @@ type Publisher struct {
 	now    func() time.Time
 
 	wake       map[string]chan struct{}
+	breakers   map[string]*breaker
 	beforeSend func()
 	record     chan completion // attempts' outcomes, written in batches
 	recorded   chan struct{}   // closed when the recorder has stopped
@@ -115,9 +118,10 @@ func WithAttemptHook(hook func()) Option { return func(p *Publisher) { p.beforeS
 func New(cfg Config, st Store, subs []*Subscription, minter URLMinter, log zerolog.Logger, opts ...Option) *Publisher {
 	p := &Publisher{cfg: cfg.withDefaults(), st: st, subs: subs, sender: NewSender(), minter: minter,
 		log: log.With().Str("component", "publish").Logger(), now: time.Now, wake: map[string]chan struct{}{},
-		record: make(chan completion, 256), recorded: make(chan struct{})}
+		breakers: map[string]*breaker{}, record: make(chan completion, 256), recorded: make(chan struct{})}
 	for _, s := range subs {
 		p.wake[s.Name] = make(chan struct{}, 1)
+		p.breakers[s.Name] = newBreaker(BreakerConfig{Threshold: s.BreakerThreshold, MinInterval: s.BreakerInterval, MaxInterval: s.BreakerMaxInterval})
 	}
 	for _, o := range opts {
 		o(p)
@@ -127,6 +131,15 @@ func New(cfg Config, st Store, subs []*Subscription, minter URLMinter, log zerol
 
 // Subscriptions returns the configured subscriptions.
 func (p *Publisher) Subscriptions() []*Subscription { return p.subs }
+
+// Circuits returns each subscription's circuit breaker state.
+func (p *Publisher) Circuits() map[string]BreakerState {
+	out := make(map[string]BreakerState, len(p.breakers))
+	for name, b := range p.breakers {
+		out[name] = b.snapshot()
+	}
+	return out
+}
 
 // Start launches the dispatchers and the rescuer. It first returns to
 // pending any delivery a previous process left in flight.
@@ -339,9 +352,17 @@ func (p *Publisher) claimAndSend(ctx, attemptCtx context.Context, s *Subscriptio
 		return
 	}
 	now := p.now()
-	ds, err := p.st.ClaimDue(ctx, s.Name, now, now.Add(s.Timeout+p.cfg.LeaseMargin), free)
-	if err != nil {
-		if ctx.Err() == nil {
+	br := p.breakers[s.Name]
+	n, probe := br.allow(now, free)
+	if n == 0 {
+		return // the circuit is open: due deliveries wait without spending attempts
+	}
+	ds, err := p.st.ClaimDue(ctx, s.Name, now, now.Add(s.Timeout+p.cfg.LeaseMargin), n)
+	if err != nil || len(ds) == 0 {
+		if probe {
+			br.unused()
+		}
+		if err != nil && ctx.Err() == nil {
 			log.Error().Err(err).Msg("claiming deliveries failed")
 		}
 		return
@@ -358,13 +379,35 @@ func (p *Publisher) claimAndSend(ctx, attemptCtx context.Context, s *Subscriptio
 				}
 				p.inflight.Done()
 			}()
-			p.attempt(attemptCtx, s, d, log)
+			p.attempt(attemptCtx, s, d, probe, log)
 		}(d)
 	}
 }
 
-// attempt sends one claimed delivery and records the outcome.
-func (p *Publisher) attempt(ctx context.Context, s *Subscription, d store.Delivery, log zerolog.Logger) {
+// circuit records an attempt's result in the subscription's breaker and
+// reports a change of state once.
+func (p *Publisher) circuit(name string, ok, probe bool, now time.Time, status int, log zerolog.Logger) {
+	br := p.breakers[name]
+	switch br.record(ok, probe, now) {
+	case CircuitOpen:
+		st := br.snapshot()
+		log.Warn().Int("consecutive_failures", st.ConsecutiveFailures).Int("last_status", status).Time("next_probe_at", st.NextProbeAt).
+			Msg("circuit open: the target keeps failing; its deliveries wait while probes go out")
+		if p.obs != nil {
+			p.obs.CircuitChanged(name, CircuitOpen)
+		}
+	case CircuitClosed:
+		log.Info().Msg("circuit closed: the target answers again; its deliveries resume")
+		if p.obs != nil {
+			p.obs.CircuitChanged(name, CircuitClosed)
+		}
+		p.Notify()
+	}
+}
+
+// attempt sends one claimed delivery and records the outcome; probe says
+// it is the one attempt an open circuit let out.
+func (p *Publisher) attempt(ctx context.Context, s *Subscription, d store.Delivery, probe bool, log zerolog.Logger) {
 	now := p.now()
 	url, expires := "", time.Time{}
 	if d.Artifact != nil && d.Artifact.DeletedAt.IsZero() {
@@ -390,14 +433,18 @@ func (p *Publisher) attempt(ctx context.Context, s *Subscription, d store.Delive
 		// as a failure of the target.
 		o = store.Outcome{State: store.StatePending, NextAt: end, Error: "interrupted by shutdown", At: end}
 	} else {
-		o = nextOutcome(s.Retry, d.Attempt, status, err, end)
+		o = nextOutcome(s.Retry, s.MaxRetryAfter, d.Attempt, status, err, end)
 	}
 	if cerr := p.complete(d.ID, o); cerr != nil {
 		log.Error().Err(cerr).Int64("delivery_id", d.ID).Msg("recording delivery outcome failed; the lease will expire and it will be retried")
 		return
 	}
 	var se *SendError
-	if errors.As(err, &se) && se.Gone {
+	isSendErr := errors.As(err, &se)
+	if ctx.Err() == nil && (err == nil || isSendErr) {
+		p.circuit(s.Name, err == nil || !se.Retryable, probe, end, status, log)
+	}
+	if isSendErr && se.Gone {
 		if perr := p.st.Pause(recCtx, s.Name, fmt.Sprintf("HTTP 410 Gone for event %s", d.Event.ID), end); perr != nil {
 			log.Error().Err(perr).Msg("pausing subscription failed")
 		}

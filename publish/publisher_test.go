@@ -35,6 +35,19 @@ type harness struct {
 type observer struct {
 	mu       sync.Mutex
 	outcomes map[string]int
+	circuits []string // "sub/state" changes in order
+}
+
+func (o *observer) CircuitChanged(sub, state string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.circuits = append(o.circuits, sub+"/"+state)
+}
+
+func (o *observer) circuitChanges() []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return append([]string(nil), o.circuits...)
 }
 
 func (o *observer) Attempted(sub, outcome string, _ time.Duration) {

@@ -61,8 +61,9 @@ func NewSender() *Sender {
 	c.SetRetryCount(0)
 	c.SetLogger(quietLogger{})
 	// A webhook answer of 3xx is not success and must not be followed to a
-	// place the subscriber did not configure.
-	c.SetRedirectPolicy(resty.NoRedirectPolicy())
+	// place the subscriber did not configure: the 3xx itself is the answer,
+	// and it dead-letters with its status.
+	c.SetRedirectPolicy(resty.RedirectPolicyFunc(func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }))
 	c.SetTransport(&http.Transport{Proxy: http.ProxyFromEnvironment, MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second,
 		ForceAttemptHTTP2: true, TLSHandshakeTimeout: 10 * time.Second})
 	return &Sender{client: c}
@@ -123,6 +124,9 @@ func (s *Sender) Send(ctx context.Context, r Request) (int, error) {
 		return status, &SendError{Status: status, Retryable: true, RetryAfter: retryAfterOf(resp.Header(), r.Now), Err: errors.New(snippet(text))}
 	case status == http.StatusGone:
 		return status, &SendError{Status: status, Gone: true, Err: errors.New("target is gone; subscription paused: " + snippet(text))}
+	case status >= 300 && status < 400:
+		return status, &SendError{Status: status, Err: fmt.Errorf("redirect to %q not followed: a subscription's url must be the target itself",
+			redact.URL(resp.Header().Get("Location")))}
 	default:
 		return status, &SendError{Status: status, Err: errors.New(snippet(text))}
 	}

@@ -38,6 +38,18 @@ type SubscriptionConfig struct {
 	SuccessBody string `koanf:"success_body"`
 	// MaxInFlight bounds concurrent attempts to this subscription. Default 4.
 	MaxInFlight int `koanf:"max_in_flight"`
+	// MaxRetryAfter caps how long a receiver's Retry-After may postpone the
+	// next attempt. Default 1h.
+	MaxRetryAfter time.Duration `koanf:"max_retry_after"`
+	// BreakerThreshold is how many consecutive failed attempts (no answer,
+	// 408, 429, 5xx) open the subscription's circuit: its due deliveries then
+	// wait, spending no attempts, while one probe attempt goes out at growing
+	// intervals; the first success closes it. Default 5; -1 disables.
+	BreakerThreshold int `koanf:"breaker_threshold"`
+	// BreakerInterval is the wait before the first probe; it doubles after
+	// each failed probe up to BreakerMaxInterval. Defaults 5s and 5m.
+	BreakerInterval    time.Duration `koanf:"breaker_interval"`
+	BreakerMaxInterval time.Duration `koanf:"breaker_max_interval"`
 }
 
 // WithDefaults fills zero fields.
@@ -53,6 +65,18 @@ func (c SubscriptionConfig) WithDefaults() SubscriptionConfig {
 	}
 	if c.MaxInFlight == 0 {
 		c.MaxInFlight = 4
+	}
+	if c.MaxRetryAfter == 0 {
+		c.MaxRetryAfter = time.Hour
+	}
+	if c.BreakerThreshold == 0 {
+		c.BreakerThreshold = 5
+	}
+	if c.BreakerInterval == 0 {
+		c.BreakerInterval = 5 * time.Second
+	}
+	if c.BreakerMaxInterval == 0 {
+		c.BreakerMaxInterval = 5 * time.Minute
 	}
 	return c
 }
@@ -95,6 +119,18 @@ func (c SubscriptionConfig) Validate() conf.Problems {
 	}
 	if c.MaxInFlight < 1 {
 		ps.Add("max_in_flight", "must be at least 1")
+	}
+	if c.MaxRetryAfter < 0 {
+		ps.Add("max_retry_after", "must not be negative")
+	}
+	if c.BreakerThreshold < -1 {
+		ps.Add("breaker_threshold", "must be positive, or -1 to disable the breaker")
+	}
+	if c.BreakerInterval < 0 {
+		ps.Add("breaker_interval", "must not be negative")
+	}
+	if c.BreakerMaxInterval < c.BreakerInterval {
+		ps.Add("breaker_max_interval", "must not be below breaker_interval (%s)", c.BreakerInterval)
 	}
 	return ps
 }

@@ -1,0 +1,148 @@
+package publish_test
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/exportbridge/exportbridge/internal/store"
+	"github.com/exportbridge/exportbridge/publish"
+)
+
+// TestRetryAfterIsCapped: a receiver's Retry-After of ten years postpones
+// the next attempt by max_retry_after only.
+func TestRetryAfterIsCapped(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		cap   time.Duration
+		value string
+		want  time.Duration
+	}{
+		{"default cap", 0, "315360000", time.Hour},
+		{"configured cap", 2 * time.Minute, "315360000", 2 * time.Minute},
+		{"overflowing value", 0, "9223372037", time.Hour},
+		{"below the cap", 0, "90", 90 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			now := time.Date(2026, 11, 23, 11, 0, 0, 0, time.UTC)
+			rcv := newReceiver(t, func(_ int, w http.ResponseWriter) {
+				w.Header().Set("Retry-After", tc.value)
+				w.WriteHeader(http.StatusTooManyRequests)
+			})
+			h := newHarness(t, func() time.Time { return now }, sub("flow", rcv.srv.URL, func(c *publish.SubscriptionConfig) { c.MaxRetryAfter = tc.cap }))
+			h.commit("Customer groups")
+			eventually(t, func() bool { return rcv.count() == 1 && len(h.deliveries(store.StatePending)) == 1 }, "first attempt recorded")
+			require.Equal(t, now.Add(tc.want), h.deliveries(store.StatePending)[0].NextAttemptAt)
+		})
+	}
+}
+
+// TestRedirectDeadLettersWithItsStatus: a 3xx is the answer, not a hop:
+// dead at once, its status recorded, its Location redacted.
+func TestRedirectDeadLettersWithItsStatus(t *testing.T) {
+	t.Parallel()
+	for _, status := range []int{http.StatusMovedPermanently, http.StatusFound, http.StatusTemporaryRedirect, http.StatusPermanentRedirect} {
+		t.Run(http.StatusText(status), func(t *testing.T) {
+			t.Parallel()
+			var mu sync.Mutex
+			followed := 0
+			elsewhere := newReceiver(t, func(int, http.ResponseWriter) { mu.Lock(); followed++; mu.Unlock() })
+			rcv := newReceiver(t, func(_ int, w http.ResponseWriter) {
+				w.Header().Set("Location", elsewhere.srv.URL+"/x?code=LOCATION-SECRET")
+				w.WriteHeader(status)
+			})
+			h := newHarness(t, nil, sub("flow", rcv.srv.URL))
+			h.commit("Customer groups")
+			eventually(t, func() bool { return len(h.deliveries(store.StateDead)) == 1 }, "dead-lettered")
+			d := h.deliveries(store.StateDead)[0]
+			require.Equal(t, status, d.LastStatus)
+			require.Equal(t, 1, d.Attempt, "not retried")
+			require.Contains(t, d.LastError, "redirect")
+			require.NotContains(t, d.LastError, "LOCATION-SECRET")
+			require.Equal(t, 1, rcv.count())
+			mu.Lock()
+			require.Zero(t, followed, "never followed")
+			mu.Unlock()
+		})
+	}
+}
+
+// TestSubscriptionURLSecretsNeverReachLastError: the userinfo and a key in
+// the query of a subscription URL stay out of the stored error of a
+// transport failure (what /api/deliveries and the CLI show).
+func TestSubscriptionURLSecretsNeverReachLastError(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close()) // refused from now on: the subscriber is down
+	url := "http://alice:PASSWORD-SECRET@" + addr + "/hook?code=CODE-SECRET&x-functions-key=KEY-SECRET"
+	h := newHarness(t, nil, sub("flow", url, func(c *publish.SubscriptionConfig) { c.Retry = []time.Duration{} }))
+	h.commit("Customer groups")
+	eventually(t, func() bool { return len(h.deliveries(store.StateDead)) == 1 }, "dead after one refused attempt")
+	d := h.deliveries(store.StateDead)[0]
+	require.NotEmpty(t, d.LastError)
+	for _, secret := range []string{"PASSWORD-SECRET", "CODE-SECRET", "KEY-SECRET", "alice"} {
+		require.NotContains(t, d.LastError, secret)
+	}
+	require.True(t, strings.Contains(d.LastError, "REDACTED") || !strings.Contains(d.LastError, "http://"), d.LastError)
+}
+
+// TestOpenCircuitSpendsNoAttempts: a target that keeps failing opens its
+// circuit after breaker_threshold failures; its other due deliveries then
+// wait without spending attempts, one probe goes out per interval, and the
+// first successful probe closes the circuit and lets everything through.
+func TestOpenCircuitSpendsNoAttempts(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	now := time.Date(2026, 11, 23, 11, 0, 0, 0, time.UTC)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	var down sync.Map
+	down.Store("down", true)
+	rcv := newReceiver(t, func(_ int, w http.ResponseWriter) {
+		if v, _ := down.Load("down"); v.(bool) {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	h := newHarness(t, clock, sub("flow", rcv.srv.URL, func(c *publish.SubscriptionConfig) {
+		c.MaxInFlight = 1
+		c.Retry = []time.Duration{time.Millisecond, time.Millisecond, time.Millisecond, time.Millisecond, time.Millisecond, time.Millisecond}
+		c.BreakerThreshold, c.BreakerInterval, c.BreakerMaxInterval = 3, time.Minute, 4*time.Minute
+	}))
+	entities := make([]string, 20)
+	for i := range entities {
+		entities[i] = fmt.Sprintf("Entity %d", i)
+	}
+	h.commit(entities...)
+	eventually(t, func() bool { return h.pub.Circuits()["flow"].State == publish.CircuitOpen }, "circuit opens")
+	require.Equal(t, 3, rcv.count(), "exactly threshold attempts before it opened")
+	require.Equal(t, []string{"flow/" + publish.CircuitOpen}, h.obs.circuitChanges())
+
+	// Time passes within the probe interval: the dispatcher polls, sends nothing.
+	advance(59 * time.Second)
+	h.pub.Notify()
+	require.Never(t, func() bool { return rcv.count() > 3 }, 100*time.Millisecond, 5*time.Millisecond, "no attempt while open")
+
+	advance(time.Second)
+	eventually(t, func() bool { return rcv.count() == 4 }, "one probe at the interval")
+	require.Never(t, func() bool { return rcv.count() > 4 }, 100*time.Millisecond, 5*time.Millisecond, "only one probe")
+	require.Equal(t, 2*time.Minute, h.pub.Circuits()["flow"].NextProbeAt.Sub(clock()), "the failed probe doubles the interval")
+
+	down.Store("down", false)
+	advance(2 * time.Minute)
+	eventually(t, func() bool { return len(h.deliveries(store.StateDelivered)) == 20 }, "closed: everything delivered")
+	require.Equal(t, []string{"flow/" + publish.CircuitOpen, "flow/" + publish.CircuitClosed}, h.obs.circuitChanges())
+	require.Empty(t, h.deliveries(store.StateDead), "no delivery spent its attempts while the circuit was open")
+	require.Equal(t, 24, rcv.count(), "3 failures + 1 failed probe + 20 deliveries")
+}
