@@ -236,3 +236,25 @@ func FuzzLoadConfig(f *testing.F) {
 		require.Empty(t, cfg.Validate(), "a loaded config must validate")
 	})
 }
+
+// TestSecretValuesAreNeverPrinted: a secret key with a wrongly typed value
+// is reported by key and kind, never with its value.
+func TestSecretValuesAreNeverPrinted(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ name, from, to, key string }{
+		{"numeric client_secret", `client_secret = "env:FINOPS_SECRET"`, `client_secret = 1234567890`, "connections.finops.client_secret"},
+		{"boolean client_secret", `client_secret = "env:FINOPS_SECRET"`, `client_secret = true`, "connections.finops.client_secret"},
+		{"numeric subscription url", `url = "https://example.org/hooks?code=abc"`, `url = 1234567890`, "subscriptions[0].url"},
+		{"numeric header", `secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"`, "secret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"\nheaders = { \"X-Api-Key\" = 1234567890 }", "subscriptions[0].headers.X-Api-Key"},
+		{"table as secret", `client_secret = "env:FINOPS_SECRET"`, `client_secret = [1234567890]`, "connections.finops.client_secret"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := load(t, strings.Replace(minimal, tc.from, tc.to, 1), map[string]string{"FINOPS_SECRET": "s"})
+			require.Error(t, err)
+			require.Contains(t, err.Error(), tc.key)
+			require.NotContains(t, err.Error(), "1234567890")
+			require.NotContains(t, err.Error(), "true")
+		})
+	}
+}

@@ -122,7 +122,7 @@ func editDistance(a, b string) int {
 func (d Decoder) secretFile(key, fileKey string, raw any, dst reflect.Value, ps *Problems) {
 	p, ok := raw.(string)
 	if !ok {
-		ps.Add(fileKey, "expected a file path, got %s", describe(raw))
+		ps.Add(fileKey, "expected a file path, got %s", describe(raw, false))
 		return
 	}
 	if p == "" {
@@ -177,7 +177,7 @@ func (d Decoder) decodeValue(key string, raw any, v reflect.Value, secret bool, 
 	case reflect.String:
 		s, ok := raw.(string)
 		if !ok {
-			ps.Add(key, "expected a string, got %s", describe(raw))
+			ps.Add(key, "expected a string, got %s", describe(raw, secret))
 			return
 		}
 		if secret {
@@ -196,12 +196,12 @@ func (d Decoder) decodeValue(key string, raw any, v reflect.Value, secret bool, 
 			}
 			v.SetBool(parsed)
 		default:
-			ps.Add(key, "expected true or false, got %s", describe(raw))
+			ps.Add(key, "expected true or false, got %s", describe(raw, secret))
 		}
 	case reflect.Int, reflect.Int64, reflect.Int32:
 		n, ok := toInt(raw)
 		if !ok {
-			ps.Add(key, "expected a whole number, got %s", describe(raw))
+			ps.Add(key, "expected a whole number, got %s", describe(raw, secret))
 			return
 		}
 		v.SetInt(n)
@@ -212,7 +212,7 @@ func (d Decoder) decodeValue(key string, raw any, v reflect.Value, secret bool, 
 		default:
 			n, ok := toInt(raw)
 			if !ok {
-				ps.Add(key, "expected a number, got %s", describe(raw))
+				ps.Add(key, "expected a number, got %s", describe(raw, secret))
 				return
 			}
 			v.SetFloat(float64(n))
@@ -224,7 +224,7 @@ func (d Decoder) decodeValue(key string, raw any, v reflect.Value, secret bool, 
 	case reflect.Struct:
 		m, ok := raw.(map[string]any)
 		if !ok {
-			ps.Add(key, "expected a table, got %s", describe(raw))
+			ps.Add(key, "expected a table, got %s", describe(raw, secret))
 			return
 		}
 		d.decodeStruct(key, m, v, ps)
@@ -251,7 +251,7 @@ func (d Decoder) decodeSlice(key string, raw any, v reflect.Value, secret bool, 
 			}
 		}
 	default:
-		ps.Add(key, "expected a list, got %s", describe(raw))
+		ps.Add(key, "expected a list, got %s", describe(raw, secret))
 		return
 	}
 	out := reflect.MakeSlice(v.Type(), len(items), len(items))
@@ -264,7 +264,7 @@ func (d Decoder) decodeSlice(key string, raw any, v reflect.Value, secret bool, 
 func (d Decoder) decodeMap(key string, raw any, v reflect.Value, secret bool, ps *Problems) {
 	m, ok := raw.(map[string]any)
 	if !ok {
-		ps.Add(key, "expected a table, got %s", describe(raw))
+		ps.Add(key, "expected a table, got %s", describe(raw, secret))
 		return
 	}
 	if v.Type().Key().Kind() != reflect.String {
@@ -295,7 +295,7 @@ func parseDuration(raw any) (time.Duration, error) {
 	case time.Duration:
 		return r, nil
 	default:
-		return 0, fmt.Errorf(`expected a duration string such as "90s", got %s`, describe(raw))
+		return 0, fmt.Errorf(`expected a duration string such as "90s", got %s`, describe(raw, false))
 	}
 }
 
@@ -316,7 +316,21 @@ func toInt(raw any) (int64, bool) {
 	return 0, false
 }
 
-func describe(v any) string {
+// describe names a value's kind for an error, and the value itself unless
+// it is a secret's: check-config output is pasted into tickets and chats.
+func describe(v any, secret bool) string {
+	if secret {
+		switch v.(type) {
+		case nil:
+			return "nothing"
+		case string:
+			return "a string (value not shown: secret key)"
+		case bool:
+			return "a boolean (value not shown: secret key)"
+		case int64, int, float64:
+			return "a number (value not shown: secret key)"
+		}
+	}
 	switch v := v.(type) {
 	case nil:
 		return "nothing"
