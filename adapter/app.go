@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+	"golang.org/x/net/netutil"
 
 	"github.com/exportbridge/exportbridge/internal/files"
 	"github.com/exportbridge/exportbridge/internal/finopssim"
@@ -189,7 +190,10 @@ func (a *App) startHTTP() error {
 		}
 		return fmt.Errorf("listen %s: %w", a.cfg.Server.Listen, err)
 	}
-	a.httpSrv = &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	sc := a.cfg.Server
+	ln = netutil.LimitListener(ln, sc.MaxConnections)
+	a.httpSrv = &http.Server{Handler: a.Handler(), ReadHeaderTimeout: sc.ReadHeaderTimeout, IdleTimeout: sc.IdleTimeout,
+		MaxHeaderBytes: sc.MaxHeaderBytes}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

@@ -54,6 +54,16 @@ type ServerConfig struct {
 	AdminToken string `koanf:"admin_token" secret:"true"`
 	// ShutdownTimeout bounds graceful shutdown. Default 30s.
 	ShutdownTimeout time.Duration `koanf:"shutdown_timeout"`
+	// ReadHeaderTimeout bounds how long a client may take to send a
+	// request's headers. Default 10s.
+	ReadHeaderTimeout time.Duration `koanf:"read_header_timeout"`
+	// IdleTimeout closes a keep-alive connection idle this long. Default 60s.
+	IdleTimeout time.Duration `koanf:"idle_timeout"`
+	// MaxHeaderBytes bounds a request's headers. Default 64 KiB.
+	MaxHeaderBytes int `koanf:"max_header_bytes"`
+	// MaxConnections bounds open connections; more wait to be accepted.
+	// Default 1024.
+	MaxConnections int `koanf:"max_connections"`
 }
 
 // LogConfig is [log].
@@ -212,6 +222,18 @@ func (c Config) WithDefaults() Config {
 	if c.Server.ShutdownTimeout == 0 {
 		c.Server.ShutdownTimeout = 30 * time.Second
 	}
+	if c.Server.ReadHeaderTimeout == 0 {
+		c.Server.ReadHeaderTimeout = 10 * time.Second
+	}
+	if c.Server.IdleTimeout == 0 {
+		c.Server.IdleTimeout = 60 * time.Second
+	}
+	if c.Server.MaxHeaderBytes == 0 {
+		c.Server.MaxHeaderBytes = 64 << 10
+	}
+	if c.Server.MaxConnections == 0 {
+		c.Server.MaxConnections = 1024
+	}
 	c.Store = c.Store.WithDefaults()
 	c.Files = c.Files.WithDefaults()
 	c.Files.PublicURL = c.Server.PublicURL
@@ -263,6 +285,17 @@ func (c Config) Validate() conf.Problems {
 	}
 	if c.Server.ShutdownTimeout <= 0 {
 		ps.Add("server.shutdown_timeout", "must be positive")
+	}
+	for key, d := range map[string]time.Duration{"server.read_header_timeout": c.Server.ReadHeaderTimeout, "server.idle_timeout": c.Server.IdleTimeout} {
+		if d <= 0 {
+			ps.Add(key, "must be positive")
+		}
+	}
+	if c.Server.MaxHeaderBytes < 4096 {
+		ps.Add("server.max_header_bytes", "must be at least 4096, got %d", c.Server.MaxHeaderBytes)
+	}
+	if c.Server.MaxConnections < 1 {
+		ps.Add("server.max_connections", "must be at least 1")
 	}
 	ps.Merge("store", c.Store.Validate())
 	fc := c.Files

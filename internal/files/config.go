@@ -23,6 +23,13 @@ type Config struct {
 	// SigningKey is the HMAC key for download URLs. Empty: one is generated
 	// once and kept in the store, so URLs survive restarts.
 	SigningKey string `koanf:"signing_key" secret:"true"`
+	// MaxRanges is the most byte ranges one download request may ask for; a
+	// request with more is answered with the whole file. Default 8.
+	MaxRanges int `koanf:"max_ranges"`
+	// OrphanGrace: files under dir and work_dir that no record references
+	// are deleted once they are this old (at start and by the sweeper); what
+	// a crash left half-written. Default 1h.
+	OrphanGrace time.Duration `koanf:"orphan_grace"`
 	// PublicURL is the base of download URLs; set by the adapter from
 	// [server] public_url, not read from [files].
 	PublicURL string `koanf:"-"`
@@ -42,6 +49,12 @@ func (c Config) WithDefaults() Config {
 	if c.Retention == 0 {
 		c.Retention = 168 * time.Hour
 	}
+	if c.MaxRanges == 0 {
+		c.MaxRanges = 8
+	}
+	if c.OrphanGrace == 0 {
+		c.OrphanGrace = time.Hour
+	}
 	return c
 }
 
@@ -56,6 +69,12 @@ func (c Config) Validate() conf.Problems {
 	}
 	if c.Retention > 0 && c.URLTTL > c.Retention {
 		ps.Add("url_ttl", "(%s) is longer than retention (%s): links would outlive their files", c.URLTTL, c.Retention)
+	}
+	if c.MaxRanges < 1 {
+		ps.Add("max_ranges", "must be at least 1")
+	}
+	if c.OrphanGrace <= 0 {
+		ps.Add("orphan_grace", "must be positive")
 	}
 	if c.SigningKey != "" && len(c.SigningKey) < 16 {
 		ps.Add("signing_key", "is too short: use at least 16 characters (32 random bytes recommended)")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -58,7 +59,7 @@ func setup(t *testing.T) *fixture {
 	f.server = httptest.NewServer(mux)
 	t.Cleanup(f.server.Close)
 	f.signer = files.NewSigner(key, f.server.URL, time.Hour)
-	mux.Handle(files.Pattern, files.NewHandler(f.signer, st, zerolog.Nop()).WithClock(clock.Now))
+	mux.Handle(files.Pattern, files.NewHandler(f.signer, st, 8, zerolog.Nop()).WithClock(clock.Now))
 	return f
 }
 
@@ -102,6 +103,27 @@ func TestRangeRequest(t *testing.T) {
 	require.Equal(t, http.StatusPartialContent, resp.StatusCode)
 	require.Equal(t, f.data[10:30], body)
 	require.Equal(t, "bytes 10-29/"+itoa(len(f.data)), resp.Header.Get("Content-Range"))
+}
+
+// TestManyRangesGetTheWholeFile: a thousand one-byte ranges would make a
+// multipart answer far larger than the file; past max_ranges the Range is
+// ignored and the file is sent once.
+func TestManyRangesGetTheWholeFile(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	u := f.signer.URL(f.art.ID, f.art.Name, f.clock.Now().Add(time.Hour))
+	parts := make([]string, 1000)
+	for i := range parts {
+		parts[i] = fmt.Sprintf("%d-%d", i, i)
+	}
+	resp, body := get(t, u, map[string]string{"Range": "bytes=" + strings.Join(parts, ",")})
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Equal(t, f.data, body, "the whole file, once")
+
+	resp, body = get(t, u, map[string]string{"Range": "bytes=0-0,10-10,20-20"})
+	require.Equal(t, http.StatusPartialContent, resp.StatusCode, "a few ranges are still served")
+	require.Contains(t, resp.Header.Get("Content-Type"), "multipart/byteranges")
+	require.Less(t, len(body), 1024)
 }
 
 func TestTamperedLinksAreForbidden(t *testing.T) {

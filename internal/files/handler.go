@@ -7,6 +7,7 @@ import (
 	"mime"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -21,15 +22,17 @@ type Artifacts interface {
 
 // Handler serves GET /files/{id}/{name}.
 type Handler struct {
-	signer *Signer
-	arts   Artifacts
-	now    func() time.Time
-	log    zerolog.Logger
+	signer    *Signer
+	arts      Artifacts
+	maxRanges int
+	now       func() time.Time
+	log       zerolog.Logger
 }
 
-// NewHandler returns the download handler.
-func NewHandler(signer *Signer, arts Artifacts, log zerolog.Logger) *Handler {
-	return &Handler{signer: signer, arts: arts, now: time.Now, log: log.With().Str("component", "files").Logger()}
+// NewHandler returns the download handler; a request for more than
+// maxRanges byte ranges gets the whole file.
+func NewHandler(signer *Signer, arts Artifacts, maxRanges int, log zerolog.Logger) *Handler {
+	return &Handler{signer: signer, arts: arts, maxRanges: maxRanges, now: time.Now, log: log.With().Str("component", "files").Logger()}
 }
 
 // WithClock sets the clock (tests).
@@ -83,6 +86,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hd.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": a.Name}))
 	hd.Set("X-Content-SHA256", a.SHA256)
 	hd.Set("X-Record-Count", fmt.Sprint(a.Records))
+	// Many small ranges make a multipart answer far larger than the file
+	// (each part has its own headers); RFC 9110 lets a server ignore such a
+	// Range and send the whole representation.
+	if rg := r.Header.Get("Range"); rg != "" && strings.Count(rg, ",")+1 > h.maxRanges {
+		r.Header.Del("Range")
+	}
 	// ServeContent answers Range (206), If-None-Match and HEAD.
 	http.ServeContent(w, r, "", st.ModTime(), f)
 }
