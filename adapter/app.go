@@ -138,7 +138,7 @@ func StartApp(ctx context.Context, cfg *Config, log zerolog.Logger, opts AppOpti
 	a.stops = append(a.stops, a.Pub.Stop)
 
 	sweepCtx, sweepCancel := context.WithCancel(context.WithoutCancel(ctx))
-	sweeper := files.NewSweeper(st, cfg.Files.Retention, log)
+	sweeper := files.NewSweeper(st, cfg.Files, log)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

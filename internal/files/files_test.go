@@ -175,7 +175,7 @@ func TestExpiredLinkIsGone(t *testing.T) {
 func TestRetentionSweepAndNotFound(t *testing.T) {
 	t.Parallel()
 	f := setup(t)
-	sw := files.NewSweeper(f.st, 24*time.Hour, zerolog.Nop()).WithClock(f.clock.Now)
+	sw := files.NewSweeper(f.st, files.Config{Retention: 24 * time.Hour}, zerolog.Nop()).WithClock(f.clock.Now)
 	n, err := sw.Sweep(context.Background())
 	require.NoError(t, err)
 	require.Zero(t, n, "nothing is past retention yet")
@@ -210,3 +210,52 @@ func TestSigningKeyIsGeneratedOnceAndKept(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// TestOrphanSweepDeletesWhatACrashLeft: files no record references are
+// deleted once older than the grace period, with their count and bytes;
+// referenced files, recent files and files not of the product's layout stay.
+func TestOrphanSweepDeletesWhatACrashLeft(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	dir := filepath.Dir(filepath.Dir(f.art.Path))
+	work := filepath.Join(filepath.Dir(dir), "work")
+	old := f.clock.Now().Add(-2 * time.Hour)
+	write := func(p string, size int, mtime time.Time) string {
+		require.NoError(t, os.MkdirAll(filepath.Dir(p), 0o755))
+		require.NoError(t, os.WriteFile(p, make([]byte, size), 0o644))
+		require.NoError(t, os.Chtimes(p, mtime, mtime))
+		return p
+	}
+	require.NoError(t, os.Chtimes(f.art.Path, old, old))
+	orphans := []string{
+		write(filepath.Join(dir, "pkg-crashed", "Customers.json"), 1000, old),
+		write(filepath.Join(dir, "pkg-crashed", "Vendors.json"), 500, old),
+		write(filepath.Join(dir, "pkg-x", ".convert-123.tmp"), 100, old),
+		write(filepath.Join(work, "download-1.part"), 40, old),
+		write(filepath.Join(work, "download-2.bin"), 60, old),
+		write(filepath.Join(work, ".xlsx-9.tmp"), 7, old),
+	}
+	kept := []string{
+		f.art.Path, // referenced
+		write(filepath.Join(dir, "pkg-new", "Fresh.json"), 10, f.clock.Now().Add(-time.Minute)), // within the grace period
+		write(filepath.Join(work, "download-3.part"), 10, f.clock.Now()),                        // being downloaded
+		write(filepath.Join(work, "operator-notes.txt"), 10, old),                               // not ours
+	}
+	sw := files.NewSweeper(f.st, files.Config{Dir: dir, WorkDir: work, OrphanGrace: time.Hour}, zerolog.Nop()).WithClock(f.clock.Now)
+	got, err := sw.SweepOrphans(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, files.Orphans{Files: 6, Bytes: 1707}, got)
+	for _, p := range orphans {
+		_, err := os.Stat(p)
+		require.ErrorIs(t, err, os.ErrNotExist, p)
+	}
+	_, err = os.Stat(filepath.Join(dir, "pkg-crashed"))
+	require.ErrorIs(t, err, os.ErrNotExist, "the emptied package folder goes too")
+	for _, p := range kept {
+		_, err := os.Stat(p)
+		require.NoError(t, err, p)
+	}
+	got, err = sw.SweepOrphans(context.Background())
+	require.NoError(t, err)
+	require.Zero(t, got.Files, "nothing left to sweep")
+}

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -17,21 +18,25 @@ import (
 type Expiring interface {
 	ExpiredArtifacts(ctx context.Context, cutoff time.Time, limit int) ([]store.Artifact, error)
 	MarkArtifactDeleted(ctx context.Context, id string, at time.Time) error
+	LiveArtifactPaths(ctx context.Context) ([]string, error)
 }
 
 // Sweeper deletes converted files older than the retention period, in
-// batches, so a large backlog never loads an unbounded table at once.
+// batches, so a large backlog never loads an unbounded table at once; and
+// files that no record references (what a crash left behind) once they are
+// older than the orphan grace period.
 type Sweeper struct {
-	st        Expiring
-	retention time.Duration
-	batch     int
-	now       func() time.Time
-	log       zerolog.Logger
+	st    Expiring
+	cfg   Config
+	batch int
+	now   func() time.Time
+	log   zerolog.Logger
 }
 
-// NewSweeper returns a sweeper for files older than retention.
-func NewSweeper(st Expiring, retention time.Duration, log zerolog.Logger) *Sweeper {
-	return &Sweeper{st: st, retention: retention, batch: 500, now: time.Now, log: log.With().Str("component", "files").Logger()}
+// NewSweeper returns a sweeper for cfg's folders (Dir, WorkDir), its
+// Retention and OrphanGrace.
+func NewSweeper(st Expiring, cfg Config, log zerolog.Logger) *Sweeper {
+	return &Sweeper{st: st, cfg: cfg.WithDefaults(), batch: 500, now: time.Now, log: log.With().Str("component", "files").Logger()}
 }
 
 // WithClock sets the clock (tests).
@@ -39,7 +44,7 @@ func (s *Sweeper) WithClock(now func() time.Time) *Sweeper { s.now = now; return
 
 // Sweep deletes every expired file and returns how many it deleted.
 func (s *Sweeper) Sweep(ctx context.Context) (int, error) {
-	cutoff := s.now().Add(-s.retention)
+	cutoff := s.now().Add(-s.cfg.Retention)
 	total := 0
 	for {
 		arts, err := s.st.ExpiredArtifacts(ctx, cutoff, s.batch)
@@ -62,7 +67,111 @@ func (s *Sweeper) Sweep(ctx context.Context) (int, error) {
 	}
 }
 
-// Run sweeps every interval until ctx ends.
+// Orphans are files a sweep found unreferenced and deleted.
+type Orphans struct {
+	Files int
+	Bytes int64
+}
+
+// SweepOrphans deletes, under Dir, converted files that no live artifact
+// references and temporary files, and under WorkDir downloads and temporary
+// files, once they are older than OrphanGrace: a crash between writing and
+// committing leaves them, and nothing else ever would remove them. Only
+// names of the product's own layout are touched; anything else an operator
+// put there is left alone.
+func (s *Sweeper) SweepOrphans(ctx context.Context) (Orphans, error) {
+	live, err := s.st.LiveArtifactPaths(ctx)
+	if err != nil {
+		return Orphans{}, err
+	}
+	// A file is known by its package folder and name, so a dir given once
+	// relative and once absolute still matches.
+	keep := make(map[string]bool, len(live))
+	for _, p := range live {
+		keep[packageKey(p)] = true
+	}
+	cutoff := s.now().Add(-s.cfg.OrphanGrace)
+	var out Orphans
+	remove := func(p string, info fs.FileInfo) {
+		if info.ModTime().After(cutoff) {
+			return // perhaps being written or committed right now
+		}
+		if err := os.Remove(p); err == nil {
+			out.Files++
+			out.Bytes += info.Size()
+		}
+	}
+	err = walkFiles(s.cfg.Dir, 2, func(p string, depth int, info fs.FileInfo) {
+		switch {
+		case isTemp(info.Name()):
+			remove(p, info)
+		case depth == 2 && !keep[packageKey(p)]:
+			remove(p, info)
+			_ = os.Remove(filepath.Dir(p)) // the package folder, once empty
+		}
+	})
+	if err != nil {
+		return out, err
+	}
+	err = walkFiles(s.cfg.WorkDir, 1, func(p string, _ int, info fs.FileInfo) {
+		if isTemp(info.Name()) || isDownload(info.Name()) {
+			remove(p, info)
+		}
+	})
+	return out, err
+}
+
+// packageKey is "<package folder>/<file name>".
+func packageKey(p string) string {
+	return filepath.Base(filepath.Dir(p)) + "/" + filepath.Base(p)
+}
+
+// isTemp matches the converter's temporary files (.convert-*.tmp,
+// .xlsx-*.tmp).
+func isTemp(name string) bool {
+	return strings.HasPrefix(name, ".") && strings.HasSuffix(name, ".tmp")
+}
+
+// isDownload matches the FinOps client's download files.
+func isDownload(name string) bool {
+	return strings.HasPrefix(name, "download-") && (strings.HasSuffix(name, ".part") || strings.HasSuffix(name, ".bin"))
+}
+
+// walkFiles calls fn for each regular file at most maxDepth levels below
+// root (1: directly in it). A missing root is no error.
+func walkFiles(root string, maxDepth int, fn func(p string, depth int, info fs.FileInfo)) error {
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		depth := 0
+		if rel != "." {
+			depth = strings.Count(rel, string(filepath.Separator)) + 1
+		}
+		if d.IsDir() {
+			if depth >= maxDepth {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			return nil // gone meanwhile
+		}
+		fn(p, depth, info)
+		return nil
+	})
+	return err
+}
+
+// Run sweeps every interval until ctx ends, starting at once.
 func (s *Sweeper) Run(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -71,6 +180,12 @@ func (s *Sweeper) Run(ctx context.Context, interval time.Duration) {
 			s.log.Error().Err(err).Msg("retention sweep failed")
 		} else if n > 0 {
 			s.log.Info().Int("deleted", n).Msg("deleted files past retention")
+		}
+		if o, err := s.SweepOrphans(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error().Err(err).Msg("orphan sweep failed")
+		} else if o.Files > 0 {
+			s.log.Info().Int("files", o.Files).Int64("bytes", o.Bytes).Str("grace", s.cfg.OrphanGrace.String()).
+				Msg("deleted files no record references (left by a crash)")
 		}
 		select {
 		case <-ctx.Done():

@@ -617,6 +617,24 @@ func (s *SQLite) ExpiredArtifacts(ctx context.Context, cutoff time.Time, limit i
 	return out, rows.Err()
 }
 
+// LiveArtifactPaths implements Store.
+func (s *SQLite) LiveArtifactPaths(ctx context.Context) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT path FROM artifacts WHERE deleted_at = 0`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var p string
+		if err := rows.Scan(&p); err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
 // MarkArtifactDeleted implements Store.
 func (s *SQLite) MarkArtifactDeleted(ctx context.Context, id string, at time.Time) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {

@@ -94,6 +94,9 @@ type Store interface {
 	ExpiredArtifacts(ctx context.Context, cutoff time.Time, limit int) ([]Artifact, error)
 	// MarkArtifactDeleted records that an artifact's file was removed.
 	MarkArtifactDeleted(ctx context.Context, id string, at time.Time) error
+	// LiveArtifactPaths returns the paths of every artifact not deleted:
+	// the files the orphan sweep must keep.
+	LiveArtifactPaths(ctx context.Context) ([]string, error)
 
 	// Setting reads a setting; SetSettingIfAbsent stores value unless the
 	// key exists, and returns the value now stored.

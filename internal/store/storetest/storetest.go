@@ -332,6 +332,9 @@ func testArtifacts(t *testing.T, s store.Store) {
 	require.Equal(t, int64(10), a.Bytes)
 	_, err = s.Artifact(ctx, "nope")
 	require.ErrorIs(t, err, store.ErrNotFound)
+	live, err := s.LiveArtifactPaths(ctx)
+	require.NoError(t, err)
+	require.ElementsMatch(t, []string{p.Artifacts[0].Path, p.Artifacts[1].Path}, live)
 	old, err := s.ExpiredArtifacts(ctx, t0.Add(time.Minute), 10)
 	require.NoError(t, err)
 	require.Len(t, old, 1)
@@ -344,6 +347,9 @@ func testArtifacts(t *testing.T, s store.Store) {
 	a, err = s.Artifact(ctx, "art-m1-0")
 	require.NoError(t, err)
 	require.False(t, a.DeletedAt.IsZero())
+	live, err = s.LiveArtifactPaths(ctx)
+	require.NoError(t, err)
+	require.Equal(t, []string{p.Artifacts[1].Path}, live, "a deleted artifact's file is no longer kept")
 }
 
 func testSettingsAndPauses(t *testing.T, s store.Store) {
