@@ -89,7 +89,7 @@ func BenchmarkXLSXConverter(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		rw := discardWriter(b)
-		if err := convertXLSX(path, "", rw); err != nil {
+		if err := convertXLSX(path, "", Options{}.WithDefaults(), rw); err != nil {
 			b.Fatal(err)
 		}
 		_ = rw.finish()

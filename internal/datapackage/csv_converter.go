@@ -33,6 +33,7 @@ type csvConverter struct {
 	delimWord uint64     // the delimiter in every byte, for plainPrefix
 	keys      [][]byte   // per column: `{"KEY":"` or `,"KEY":"`
 	marks     []int      // while reading the header: where each field starts
+	long      []byte     // reused for lines longer than the reader's buffer
 }
 
 const (
@@ -56,18 +57,26 @@ func newCSVConverter(r io.Reader, delim byte, rw *recordWriter) *csvConverter {
 	return c
 }
 
+// errLineTooLong: a physical line is longer than max_record_bytes; the
+// caller reports it at the line where its record started.
+var errLineTooLong = errors.New("line longer than max_record_bytes")
+
 // readLine returns the next physical line with "\r\n" normalised to "\n"
 // (and a final "\r" before EOF dropped), or io.EOF. The slice is valid until
-// the next call.
+// the next call. A line longer than max_record_bytes is not held in memory:
+// errLineTooLong.
 func (c *csvConverter) readLine() ([]byte, error) {
 	line, err := c.r.ReadSlice('\n')
 	if errors.Is(err, bufio.ErrBufferFull) {
-		buf := append([]byte(nil), line...)
+		buf := append(c.long[:0], line...)
 		for errors.Is(err, bufio.ErrBufferFull) {
+			if len(buf) > c.rw.maxRecord {
+				return nil, errLineTooLong
+			}
 			line, err = c.r.ReadSlice('\n')
 			buf = append(buf, line...)
 		}
-		line = buf
+		line, c.long = buf, buf
 	}
 	if len(line) > 0 && err == io.EOF {
 		err = nil
@@ -90,6 +99,9 @@ func (c *csvConverter) readLine() ([]byte, error) {
 func (c *csvConverter) nextLine() ([]byte, error) {
 	for {
 		line, err := c.readLine()
+		if errors.Is(err, errLineTooLong) {
+			return nil, c.rw.recordTooLong(c.line + 1)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -103,9 +115,14 @@ func (c *csvConverter) nextLine() ([]byte, error) {
 // parseRecord parses one record starting at line, appending each field to
 // c.rw.out behind keyFor(i), and returns the field count. It reads further
 // lines while a quoted field spans them.
+//
+// The record is bounded by max_record_bytes and each field by
+// max_field_bytes as they grow; an error names the line where the record,
+// or the quoted field, started.
 func (c *csvConverter) parseRecord(line []byte, keys [][]byte) (int, error) {
 	out := c.rw.out
 	defer func() { c.rw.out = out }()
+	recordLine, recordStart := c.line, len(out)
 	field := 0
 	pos := 0
 	for {
@@ -115,22 +132,32 @@ func (c *csvConverter) parseRecord(line []byte, keys [][]byte) (int, error) {
 		if c.marks != nil {
 			c.marks = append(c.marks, len(out))
 		}
+		fieldStart := len(out)
 		if pos < len(line) && line[pos] == '"' {
 			// Quoted field.
+			quoteLine := c.line
 			pos++
 			for {
 				i := bytes.IndexByte(line[pos:], '"')
 				if i < 0 {
 					// The field goes on past this line.
 					out = appendJSONString(out, line[pos:])
+					if len(out)-fieldStart > c.rw.maxField {
+						return field + 1, c.rw.fieldTooLong(quoteLine, "quoted field")
+					}
+					if len(out)-recordStart > c.rw.maxRecord {
+						return field + 1, c.rw.recordTooLong(recordLine)
+					}
 					if len(line) == 0 || line[len(line)-1] != '\n' {
-						return field + 1, &lineError{line: c.line, err: errQuote}
+						return field + 1, &lineError{line: quoteLine, err: fmt.Errorf("%w: the quote opened on line %d is never closed", errQuote, quoteLine)}
 					}
 					next, err := c.readLine()
-					if err != nil {
-						if err == io.EOF {
-							return field + 1, &lineError{line: c.line, err: errQuote}
-						}
+					switch {
+					case err == io.EOF:
+						return field + 1, &lineError{line: quoteLine, err: fmt.Errorf("%w: the quote opened on line %d is never closed", errQuote, quoteLine)}
+					case errors.Is(err, errLineTooLong):
+						return field + 1, c.rw.recordTooLong(recordLine)
+					case err != nil:
 						return field + 1, err
 					}
 					line, pos = next, 0
@@ -192,8 +219,14 @@ func (c *csvConverter) parseRecord(line []byte, keys [][]byte) (int, error) {
 			}
 		}
 		out = append(out, line[start:pos]...)
+		if len(out)-fieldStart > c.rw.maxField {
+			return field + 1, c.rw.fieldTooLong(c.line, "field")
+		}
 		out = append(out, '"')
 		field++
+		if len(out)-recordStart > c.rw.maxRecord {
+			return field, c.rw.recordTooLong(recordLine)
+		}
 		if pos < len(line) && line[pos] == c.delim {
 			pos++
 			continue

@@ -145,6 +145,7 @@ func FuzzCSVConverter(f *testing.F) {
 		f.Add([]byte(s), byte(','))
 	}
 	f.Add([]byte("A;B\n1;\"2;3\"\n"), byte(';'))
+	f.Add([]byte("A,B\n1,\"never closed\n2,3\n"), byte(','))
 	f.Fuzz(func(t *testing.T, data []byte, delim byte) {
 		switch delim {
 		case ',', ';', '\t', '|', ':':
@@ -169,10 +170,13 @@ func FuzzXMLConverter(f *testing.F) {
 	f.Add([]byte(`<Document><R><A>1</A><B>x &amp; y</B></R><R A="2" B=""/></Document>`))
 	f.Add([]byte(`<?xml version="1.0"?><Document><R><A><C/></A></R></Document>`))
 	f.Add([]byte(`<Document>`))
+	f.Add([]byte(`<Document><R><A>` + strings.Repeat("x", 3000) + `</A></R></Document>`)) // past the field limit below
+	f.Add([]byte(`<Document><R ` + strings.Repeat(`a="1" `, 1000) + `/></Document>`))      // past the record limit
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var out bytes.Buffer
 		sink := newAsyncWriter(&out, 2, int64(len(data)))
 		rw := newRecordWriter(context.Background(), sink, FormatJSON)
+		rw.maxRecord, rw.maxField = 4<<10, 2<<10
 		err := convertXML(bytes.NewReader(data), rw)
 		if err == nil {
 			err = rw.finish()

@@ -40,16 +40,28 @@ func peekNonSpace(br *bufio.Reader) (byte, error) {
 	}
 }
 
+// convertJSONArray re-emits each object of the array. The decoder holds a
+// whole value before returning it, so its input is bounded per record by a
+// recordGuard. Positions are record numbers: a JSON array has no lines that
+// mean anything.
 func convertJSONArray(br *bufio.Reader, rw *recordWriter) error {
-	d := json.NewDecoder(br)
+	guard := newRecordGuard(br, rw.maxRecord)
+	d := json.NewDecoder(guard)
 	if _, err := d.Token(); err != nil {
 		return &lineError{line: 1, err: err}
 	}
 	for n := int64(1); d.More(); n++ {
 		var raw json.RawMessage
 		if err := d.Decode(&raw); err != nil {
+			if errors.Is(err, errGuardTripped) {
+				return rw.recordTooLong(n)
+			}
 			return &lineError{line: n, err: fmt.Errorf("record %d: %w", n, err)}
 		}
+		if len(raw) > rw.maxRecord {
+			return rw.recordTooLong(n)
+		}
+		guard.mark()
 		if err := writeObject(rw, raw, n); err != nil {
 			return err
 		}
@@ -65,8 +77,23 @@ func convertJSONArray(br *bufio.Reader, rw *recordWriter) error {
 
 func convertNDJSON(br *bufio.Reader, rw *recordWriter) error {
 	var line int64
+	var long []byte
 	for {
-		b, err := br.ReadBytes('\n')
+		b, err := br.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			long = append(long[:0], b...)
+			for errors.Is(err, bufio.ErrBufferFull) {
+				if len(long) > rw.maxRecord {
+					return rw.recordTooLong(line + 1)
+				}
+				b, err = br.ReadSlice('\n')
+				long = append(long, b...)
+			}
+			b = long
+		}
+		if len(b) > rw.maxRecord {
+			return rw.recordTooLong(line + 1)
+		}
 		if len(b) > 0 {
 			line++
 			if t := bytes.TrimSpace(b); len(t) > 0 {

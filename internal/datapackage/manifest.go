@@ -73,6 +73,9 @@ func decodeXMLDoc(data []byte, v any) error {
 	if err != nil {
 		return err
 	}
+	if err := checkDepth(utf8Data); err != nil {
+		return err
+	}
 	d := xml.NewDecoder(bytes.NewReader(utf8Data))
 	d.CharsetReader = func(_ string, r io.Reader) (io.Reader, error) { return r, nil }
 	if err := d.Decode(v); err != nil {
@@ -80,6 +83,36 @@ func decodeXMLDoc(data []byte, v any) error {
 		return &lineError{line: int64(line), err: err}
 	}
 	return nil
+}
+
+// maxMetadataDepth bounds element nesting in Manifest.xml and
+// PackageHeader.xml (real ones nest 4 deep): decoding millions of nested
+// elements into a struct takes memory in proportion.
+const maxMetadataDepth = 32
+
+// checkDepth refuses a document nested deeper than maxMetadataDepth, in one
+// cheap pass before the real decode.
+func checkDepth(data []byte) error {
+	d := xml.NewDecoder(bytes.NewReader(data))
+	depth := 0
+	for {
+		tok, err := d.RawToken()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return nil // the real decode reports it, with its line
+		}
+		switch tok.(type) {
+		case xml.StartElement:
+			if depth++; depth > maxMetadataDepth {
+				line, _ := d.InputPos()
+				return &lineError{line: int64(line), err: fmt.Errorf("%w: elements nested deeper than %d", ErrLimitExceeded, maxMetadataDepth)}
+			}
+		case xml.EndElement:
+			depth--
+		}
+	}
 }
 
 // toUTF8 converts a whole small document to UTF-8 by its BOM.

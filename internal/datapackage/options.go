@@ -16,6 +16,12 @@ const (
 	CompressZstd = "zstd"
 )
 
+// Default limits on one record and one field.
+const (
+	defaultMaxRecordBytes = 16 << 20
+	defaultMaxFieldBytes  = 16 << 20
+)
+
 // Options is [convert]: the output form and the limits that protect the
 // converter from hostile or broken packages.
 type Options struct {
@@ -30,6 +36,17 @@ type Options struct {
 	// MaxRatio bounds uncompressed/compressed size of an entry (zip bombs
 	// reach millions; real CSV exports stay well under 100). Default 1000.
 	MaxRatio int64 `koanf:"max_ratio"`
+	// MaxRecordBytes bounds one record (a CSV line with its quoted line
+	// breaks, an XML record element, a JSON object, a worksheet row) as
+	// converted. Past it the entity fails as limit_exceeded. Default 16 MiB.
+	MaxRecordBytes int `koanf:"max_record_bytes"`
+	// MaxFieldBytes bounds one field's value. Default 16 MiB.
+	MaxFieldBytes int `koanf:"max_field_bytes"`
+	// MaxSharedStrings and MaxSharedStringsBytes bound an .xlsx workbook's
+	// shared string table, which is held in memory while its sheet is read.
+	// Defaults 1,000,000 strings and 32 MiB.
+	MaxSharedStrings      int   `koanf:"max_shared_strings"`
+	MaxSharedStringsBytes int64 `koanf:"max_shared_strings_bytes"`
 	// Encoding is the code page of delimited files without a byte-order
 	// mark: "utf-8" (default), "utf-16le", "windows-1252", any name known to
 	// golang.org/x/text/encoding/htmlindex. Jobs may override it.
@@ -72,6 +89,18 @@ func (o Options) WithDefaults() Options {
 	if o.Encoding == "" {
 		o.Encoding = "utf-8"
 	}
+	if o.MaxRecordBytes == 0 {
+		o.MaxRecordBytes = defaultMaxRecordBytes
+	}
+	if o.MaxFieldBytes == 0 {
+		o.MaxFieldBytes = defaultMaxFieldBytes
+	}
+	if o.MaxSharedStrings == 0 {
+		o.MaxSharedStrings = 1_000_000
+	}
+	if o.MaxSharedStringsBytes == 0 {
+		o.MaxSharedStringsBytes = 32 << 20
+	}
 	if o.CreateTemp == nil {
 		o.CreateTemp = os.CreateTemp
 	}
@@ -100,6 +129,15 @@ func (o Options) Validate() conf.Problems {
 	}
 	if o.MaxRatio < 0 {
 		ps.Add("max_ratio", "must not be negative")
+	}
+	for key, n := range map[string]int64{"max_record_bytes": int64(o.MaxRecordBytes), "max_field_bytes": int64(o.MaxFieldBytes),
+		"max_shared_strings": int64(o.MaxSharedStrings), "max_shared_strings_bytes": o.MaxSharedStringsBytes} {
+		if n < 0 {
+			ps.Add(key, "must not be negative")
+		}
+	}
+	if o.MaxRecordBytes > 0 && o.MaxFieldBytes > o.MaxRecordBytes {
+		ps.Add("max_field_bytes", "(%d) must not exceed max_record_bytes (%d)", o.MaxFieldBytes, o.MaxRecordBytes)
 	}
 	if _, err := LookupEncoding(o.Encoding); err != nil {
 		ps.Add("encoding", "%v", err)

@@ -116,11 +116,11 @@ func Convert(ctx context.Context, pkgPath, outDir string, o Options) (*Conversio
 	if mf := byName["manifest.xml"]; mf != nil {
 		data, err := readSmall(mf, o)
 		if err != nil {
-			return fail(ReasonCorrupt, mf.Name, err)
+			return fail(metadataReason(err), mf.Name, err)
 		}
 		m, err := ParseManifest(data)
 		if err != nil {
-			return fail(ReasonCorrupt, mf.Name, err)
+			return fail(metadataReason(err), mf.Name, err)
 		}
 		conv.HasManifest, conv.DefinitionGroup = true, m.DefinitionGroupName
 		for _, e := range m.Entities {
@@ -173,7 +173,8 @@ func Convert(ctx context.Context, pkgPath, outDir string, o Options) (*Conversio
 		}
 		if err != nil {
 			reason := classify(err)
-			if reason == ReasonCorrupt || reason == ReasonLimit || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			packageLevel := reason == ReasonCorrupt || reason == ReasonLimit && !errors.Is(err, errRecordLimit)
+			if packageLevel || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 				// The package itself is broken or hostile: keep nothing.
 				removeResults(conv)
 				if ctx.Err() != nil {
@@ -208,6 +209,15 @@ func environmentError(pkg, file string, err error) error {
 	return fmt.Errorf("datapackage: %s: %s: %w", pkg, file, err)
 }
 
+// metadataReason is the reason a Manifest.xml that cannot be read fails its
+// package with: over a limit, or corrupt.
+func metadataReason(err error) Reason {
+	if errors.Is(err, ErrLimitExceeded) {
+		return ReasonLimit
+	}
+	return ReasonCorrupt
+}
+
 // classify maps a conversion error to its reason.
 func classify(err error) Reason {
 	var fe flate.CorruptInputError
@@ -216,6 +226,8 @@ func classify(err error) Reason {
 		return ReasonLimit
 	case errors.Is(err, ErrUnsupportedFormat):
 		return ReasonUnsupported
+	case errors.Is(err, ErrUnsafeEntry):
+		return ReasonUnsafe
 	case errors.Is(err, zip.ErrChecksum), errors.Is(err, zip.ErrFormat), errors.Is(err, zip.ErrAlgorithm),
 		errors.Is(err, io.ErrUnexpectedEOF), errors.As(err, &fe), strings.Contains(err.Error(), "flate: corrupt input"):
 		return ReasonCorrupt
@@ -244,13 +256,17 @@ func readHead(p string, n int) ([]byte, error) {
 	return buf[:m], nil
 }
 
+// maxMetadataBytes bounds Manifest.xml and PackageHeader.xml: a manifest of
+// 10,000 entities is about 3 MB.
+const maxMetadataBytes = 8 << 20
+
 // readSmall reads a metadata entry (Manifest.xml, PackageHeader.xml),
-// bounded at 64 MiB whatever the limits say.
+// bounded at maxMetadataBytes whatever the limits say.
 func readSmall(f *zip.File, o Options) ([]byte, error) {
-	if f.UncompressedSize64 > 64<<20 {
-		return nil, fmt.Errorf("%w: %s is %d bytes", ErrLimitExceeded, f.Name, f.UncompressedSize64)
+	if f.UncompressedSize64 > maxMetadataBytes {
+		return nil, fmt.Errorf("%w: %s is %d bytes (metadata files are limited to %d)", ErrLimitExceeded, f.Name, f.UncompressedSize64, maxMetadataBytes)
 	}
-	left := int64(64 << 20)
+	left := int64(maxMetadataBytes)
 	rc, err := openEntry(f, o, &left)
 	if err != nil {
 		return nil, err
@@ -330,7 +346,7 @@ func convertEntry(ctx context.Context, e entityFile, outDir, base string, o Opti
 		if format == "" {
 			format = "EXCEL"
 		}
-		return writeEntity(ctx, e, outDir, base, format, o, func(rw *recordWriter) error { return convertXLSX(tmp, e.sheet, rw) })
+		return writeEntity(ctx, e, outDir, base, format, o, func(rw *recordWriter) error { return convertXLSX(tmp, e.sheet, o, rw) })
 	}
 	ra := newReadAhead(rc, int64(e.zf.UncompressedSize64))
 	defer ra.Close()
@@ -415,6 +431,7 @@ func writeEntity(ctx context.Context, e entityFile, outDir, base, format string,
 		return nil, err
 	}
 	rw := newRecordWriter(ctx, out.sink, o.Format)
+	rw.maxRecord, rw.maxField = o.MaxRecordBytes, o.MaxFieldBytes
 	if o.Progress != nil {
 		rw.progress = func(n int64) { o.Progress(e.name, n) }
 	}

@@ -3,6 +3,7 @@ package datapackage
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"unicode/utf8"
 )
@@ -17,6 +18,10 @@ type recordWriter struct {
 	out  []byte // the buffer being filled; converters append to it directly
 	sink *asyncWriter
 	ctx  context.Context
+	// maxRecord and maxField bound one record and one field as converted
+	// (convert.max_record_bytes, convert.max_field_bytes): converters check
+	// them while a record grows, so hostile input cannot take the memory.
+	maxRecord, maxField int
 	// progress, when set, is told the record count at every flush.
 	progress func(records int64)
 	ndjson   bool
@@ -24,11 +29,28 @@ type recordWriter struct {
 }
 
 func newRecordWriter(ctx context.Context, sink *asyncWriter, format string) *recordWriter {
-	rw := &recordWriter{ctx: ctx, sink: sink, ndjson: format == FormatNDJSON, out: sink.buffer()}
+	rw := &recordWriter{ctx: ctx, sink: sink, ndjson: format == FormatNDJSON, out: sink.buffer(),
+		maxRecord: defaultMaxRecordBytes, maxField: defaultMaxFieldBytes}
 	if !rw.ndjson {
 		rw.out = append(rw.out, '[')
 	}
 	return rw
+}
+
+// errRecordLimit marks the limits on one record or field: past them one
+// entity fails, not the whole package (unlike the zip-bomb limits).
+var errRecordLimit = errors.New("record limit")
+
+// recordTooLong reports a record, starting on line, past maxRecord.
+func (rw *recordWriter) recordTooLong(line int64) error {
+	return &lineError{line: line, err: fmt.Errorf("%w: %w: the record starting on line %d is longer than convert.max_record_bytes (%d)",
+		ErrLimitExceeded, errRecordLimit, line, rw.maxRecord)}
+}
+
+// fieldTooLong reports a field, starting on line, past maxField.
+func (rw *recordWriter) fieldTooLong(line int64, what string) error {
+	return &lineError{line: line, err: fmt.Errorf("%w: %w: the %s starting on line %d is longer than convert.max_field_bytes (%d)",
+		ErrLimitExceeded, errRecordLimit, what, line, rw.maxField)}
 }
 
 // startRecord writes the separator before a record.

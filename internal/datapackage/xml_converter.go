@@ -11,8 +11,14 @@ import (
 // convertXML converts DMF XML exports: records are the children of the root
 // element (<Document>); a record's fields are its attributes (XML-Attribute)
 // and its child elements' text (XML-Element), in document order.
+//
+// A record's input is bounded by max_record_bytes through a recordGuard (the
+// decoder holds a whole text node in memory before returning it) and a
+// field's text by max_field_bytes; errors name the line where the record or
+// field started.
 func convertXML(r io.Reader, rw *recordWriter) error {
-	d := xml.NewDecoder(r)
+	guard := newRecordGuard(r, rw.maxRecord)
+	d := xml.NewDecoder(guard)
 	d.CharsetReader = func(_ string, in io.Reader) (io.Reader, error) { return in, nil } // already UTF-8
 	lineErr := func(err error) error {
 		line, _ := d.InputPos()
@@ -21,18 +27,33 @@ func convertXML(r io.Reader, rw *recordWriter) error {
 	depth := 0
 	var text []byte
 	var field string
-	inRecord := false
+	var recordLine, fieldLine int64
+	recordStart := 0
 	fields := 0
 	var names *fieldKeys
-	writeField := func(name string, value []byte) {
+	writeField := func(name string, value []byte) error {
+		if len(value) > rw.maxField {
+			return rw.fieldTooLong(fieldLine, "field <"+name+">")
+		}
 		rw.out = appendKey(rw.out, fields == 0, names.unique(fields, name))
 		rw.out = appendJSONString(rw.out, value)
 		rw.out = append(rw.out, '"')
 		fields++
+		if len(rw.out)-recordStart > rw.maxRecord {
+			return rw.recordTooLong(recordLine)
+		}
+		return nil
 	}
 	sawRoot := false
 	for {
 		tok, err := d.Token()
+		if errors.Is(err, errGuardTripped) {
+			if depth < 2 { // between records: one huge token outside any record
+				line, _ := d.InputPos()
+				return rw.recordTooLong(int64(line))
+			}
+			return rw.recordTooLong(recordLine)
+		}
 		if err == io.EOF {
 			if !sawRoot {
 				return lineErr(errors.New("no root element"))
@@ -55,40 +76,50 @@ func convertXML(r io.Reader, rw *recordWriter) error {
 				}
 				sawRoot = true
 			case 2:
-				inRecord, fields, names = true, 0, newFieldKeys()
+				fields, names = 0, newFieldKeys()
+				line, _ := d.InputPos()
+				recordLine, fieldLine = int64(line), int64(line)
 				rw.startRecord()
+				recordStart = len(rw.out)
 				for _, a := range t.Attr {
 					if a.Name.Space == "xmlns" || a.Name.Local == "xmlns" || a.Name.Space == "http://www.w3.org/2001/XMLSchema-instance" {
 						continue
 					}
-					writeField(a.Name.Local, []byte(a.Value))
+					if err := writeField(a.Name.Local, []byte(a.Value)); err != nil {
+						return err
+					}
 				}
 			case 3:
-				field, text = t.Name.Local, text[:0]
+				line, _ := d.InputPos()
+				field, text, fieldLine = t.Name.Local, text[:0], int64(line)
 			default:
 				return lineErr(fmt.Errorf("element <%s> is nested deeper than a field", t.Name.Local))
 			}
 		case xml.CharData:
 			if depth == 3 {
+				if len(text)+len(t) > rw.maxField {
+					return rw.fieldTooLong(fieldLine, "field <"+field+">")
+				}
 				text = append(text, t...)
 			}
 		case xml.EndElement:
 			switch depth {
 			case 3:
-				writeField(field, text)
+				if err := writeField(field, text); err != nil {
+					return err
+				}
 			case 2:
 				if fields == 0 {
 					rw.out = append(rw.out, '{')
 				}
 				rw.out = append(rw.out, '}')
-				inRecord = false
 				if err := rw.endRecord(); err != nil {
 					return err
 				}
+				guard.mark()
 			}
 			depth--
 		}
-		_ = inRecord
 	}
 }
 

@@ -45,10 +45,19 @@ func checkEntries(files []*zip.File, o Options) error {
 		return fmt.Errorf("%w: %d entries (max_entries %d)", ErrLimitExceeded, len(files), o.MaxEntries)
 	}
 	var total uint64
+	seen := make(map[string]bool, len(files))
 	for _, f := range files {
 		if err := checkEntryName(f.Name); err != nil {
 			return fmt.Errorf("%w: %w", ErrUnsafeEntry, err)
 		}
+		// Two entries of one name: which one is "the" Manifest.xml or entity
+		// file would depend on the reader. Entry names are looked up without
+		// case, as Windows tools write and read them.
+		key := strings.ToLower(strings.TrimSuffix(f.Name, "/"))
+		if seen[key] {
+			return fmt.Errorf("%w: entry %q appears more than once", ErrUnsafeEntry, f.Name)
+		}
+		seen[key] = true
 		if f.Mode()&(1<<27) != 0 || f.Mode().Type()&^0 != 0 && !f.Mode().IsDir() && !f.Mode().IsRegular() {
 			return fmt.Errorf("%w: entry %q is not a regular file", ErrUnsafeEntry, f.Name)
 		}

@@ -1,12 +1,14 @@
 package datapackage
 
 import (
+	stdzip "archive/zip"
 	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/klauspost/compress/zip"
@@ -155,6 +157,20 @@ func FuzzConvertZip(f *testing.F) {
 	f.Add(finopssim.SamplePackage("seed", 3, 1).Zip())
 	f.Add([]byte("PK\x05\x06" + string(make([]byte, 18))))
 	f.Add([]byte("A,B\r\n1,2\r\n"))
+	// Seeds past the new limits: a duplicate entry, a deep manifest, a line,
+	// a field and an unterminated quote past the (small) record limits.
+	var dup bytes.Buffer
+	zw := stdzip.NewWriter(&dup)
+	for _, n := range []string{"A.csv", "A.csv"} {
+		w, _ := zw.Create(n)
+		_, _ = w.Write([]byte("A\r\n1\r\n"))
+	}
+	_ = zw.Close()
+	f.Add(dup.Bytes())
+	f.Add(finopssim.ZipMap(map[string][]byte{"Manifest.xml": []byte(strings.Repeat("<a>", 100) + strings.Repeat("</a>", 100)), "A.csv": []byte("A\r\n1\r\n")}))
+	f.Add(finopssim.ZipMap(map[string][]byte{"A.csv": []byte("A,B\r\n" + strings.Repeat("x,", 4000) + "\r\n")}))
+	f.Add(finopssim.ZipMap(map[string][]byte{"A.csv": []byte("A,B\r\n1,\"" + strings.Repeat("q\r\n", 3000))}))
+	f.Add(finopssim.ZipMap(map[string][]byte{"A.xml": []byte("<Document><R><A>" + strings.Repeat("t", 9000) + "</A></R></Document>")}))
 	if fl := flag.Lookup("test.fuzz"); fl != nil && fl.Value.String() != "" {
 		skipSync.Store(true) // durability is not under test here; executions per second are
 	}
@@ -163,7 +179,8 @@ func FuzzConvertZip(f *testing.F) {
 		pkg := filepath.Join(root, "f.zip")
 		require.NoError(t, os.WriteFile(pkg, data, 0o600))
 		out := filepath.Join(root, "out")
-		conv, err := Convert(context.Background(), pkg, out, Options{MaxEntryBytes: 1 << 20, MaxTotalBytes: 4 << 20})
+		conv, err := Convert(context.Background(), pkg, out, Options{MaxEntryBytes: 1 << 20, MaxTotalBytes: 4 << 20,
+			MaxRecordBytes: 4 << 10, MaxFieldBytes: 2 << 10})
 		if err != nil {
 			require.NotEmpty(t, string(ReasonOf(err)))
 			return
