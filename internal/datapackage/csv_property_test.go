@@ -171,7 +171,7 @@ func FuzzXMLConverter(f *testing.F) {
 	f.Add([]byte(`<?xml version="1.0"?><Document><R><A><C/></A></R></Document>`))
 	f.Add([]byte(`<Document>`))
 	f.Add([]byte(`<Document><R><A>` + strings.Repeat("x", 3000) + `</A></R></Document>`)) // past the field limit below
-	f.Add([]byte(`<Document><R ` + strings.Repeat(`a="1" `, 1000) + `/></Document>`))      // past the record limit
+	f.Add([]byte(`<Document><R ` + strings.Repeat(`a="1" `, 1000) + `/></Document>`))     // past the record limit
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var out bytes.Buffer
 		sink := newAsyncWriter(&out, 2, int64(len(data)))
