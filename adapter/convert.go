@@ -2,6 +2,7 @@ package adapter
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 
@@ -22,6 +23,10 @@ func ConvertPackage(ctx context.Context, pkg, outDir string, opt ConvertOptions,
 		return 2, ps
 	}
 	conv, err := datapackage.Convert(ctx, pkg, outDir, o)
+	var de *datapackage.Error
+	if errors.As(err, &de) {
+		return 1, fmt.Errorf("package cannot be processed (%s): %w", de.Reason, err)
+	}
 	if err != nil {
 		return 1, err
 	}

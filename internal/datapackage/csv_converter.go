@@ -146,7 +146,9 @@ func (c *csvConverter) parseRecord(line []byte, keys [][]byte) (int, error) {
 						return field + 1, c.rw.fieldTooLong(quoteLine, "quoted field")
 					}
 					if len(out)-recordStart > c.rw.maxRecord {
-						return field + 1, c.rw.recordTooLong(recordLine)
+						// Name the quote too: an open one is the usual cause.
+						return field + 1, &lineError{line: recordLine, err: fmt.Errorf("%w: %w: the record starting on line %d, in the quoted field opened on line %d, is longer than convert.max_record_bytes (%d); is a quote left open?",
+							ErrLimitExceeded, errRecordLimit, recordLine, quoteLine, c.rw.maxRecord)}
 					}
 					if len(line) == 0 || line[len(line)-1] != '\n' {
 						return field + 1, &lineError{line: quoteLine, err: fmt.Errorf("%w: the quote opened on line %d is never closed", errQuote, quoteLine)}
