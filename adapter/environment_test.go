@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/exportbridge/exportbridge/internal/fault/faulttest"
+	"github.com/exportbridge/exportbridge/internal/finops"
 	"github.com/exportbridge/exportbridge/internal/finopssim"
 	"github.com/exportbridge/exportbridge/internal/store"
 )
@@ -167,4 +169,69 @@ func TestAckThatNeverTakesEndsTheRun(t *testing.T) {
 			require.LessOrEqual(t, e.sim.Messages(testActivity)[0].Dequeues, 2, "not taken again and again")
 		})
 	}
+}
+
+// TestCircuitOpensInTheDaemon: a subscriber that keeps answering 503 opens
+// its circuit; /api/subscriptions and the metrics show it, and the
+// remaining deliveries wait (pending, attempts unspent) instead of being
+// tried one after another.
+func TestCircuitOpensInTheDaemon(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, finopssim.Config{Rows: 2}, func(c *Config) {
+		c.Subscriptions[0].BreakerThreshold = 2
+		c.Subscriptions[0].BreakerInterval, c.Subscriptions[0].BreakerMaxInterval = time.Hour, time.Hour
+		c.Subscriptions[0].MaxInFlight = 1
+	})
+	e.rcv.respond = func(_ int, w http.ResponseWriter) bool { w.WriteHeader(http.StatusServiceUnavailable); return true }
+	for range 3 {
+		e.sim.EnqueueSample(testActivity)
+	}
+	a := startDaemon(t, e)
+	_, err := a.Runner.Run(context.Background(), "customer-groups", nil)
+	require.NoError(t, err)
+
+	var subs []subscriptionView
+	require.Eventually(t, func() bool {
+		require.Equal(t, http.StatusOK, call(t, e, http.MethodGet, "/api/subscriptions", "test-admin-token", &subs))
+		return len(subs) == 1 && subs[0].Circuit.State == "open"
+	}, 20*time.Second, 10*time.Millisecond)
+	require.Equal(t, 2, subs[0].Circuit.ConsecutiveFailures)
+	require.False(t, subs[0].Circuit.NextProbeAt.IsZero())
+	require.Never(t, func() bool { return len(e.rcv.deliveries()) > 2 }, 300*time.Millisecond, 10*time.Millisecond, "no attempts while open")
+	counts, err := a.Store.Counts(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, 9, counts["pending"], "all nine deliveries wait: %v", counts)
+	_, metrics := get(t, "http://"+e.cfg.Server.Listen+"/metrics")
+	require.Contains(t, metrics, `exportbridge_subscription_circuit_open{subscription="flow"} 1`)
+}
+
+// TestForeignDownloadLocationIsRefusedInTheDaemon: a dequeue answer whose
+// DownloadLocation names another host: the run fails naming that host, the
+// host never sees a request (let alone the token), nothing is acknowledged.
+func TestForeignDownloadLocationIsRefusedInTheDaemon(t *testing.T) {
+	t.Parallel()
+	var thiefHits, acks atomic.Int32
+	thief := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { thiefHits.Add(1) }))
+	t.Cleanup(thief.Close)
+	fake := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case strings.HasPrefix(r.URL.Path, "/api/connector/dequeue/"):
+			_ = json.NewEncoder(w).Encode(map[string]string{"CorrelationId": "c-1", "PopReceipt": "p",
+				"DownloadLocation": thief.URL + "/api/connector/download/x?blob=b"})
+		case strings.HasPrefix(r.URL.Path, "/api/connector/ack/"):
+			acks.Add(1)
+		}
+	}))
+	t.Cleanup(fake.Close)
+	e := newTestEnv(t, finopssim.Config{}, func(c *Config) {
+		cc := c.Connections["finops"]
+		cc.BaseURL, cc.Scope = fake.URL, ""
+		c.Connections["finops"] = cc
+	})
+	a := startDaemon(t, e)
+	_, err := a.Runner.Run(context.Background(), "customer-groups", nil)
+	require.ErrorIs(t, err, finops.ErrForeignHost)
+	require.Contains(t, err.Error(), strings.TrimPrefix(thief.URL, "http://"))
+	require.Zero(t, thiefHits.Load())
+	require.Zero(t, acks.Load())
 }
