@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/exportbridge/exportbridge/adapter"
+	"github.com/exportbridge/exportbridge/internal/fault/faulttest"
 	"github.com/exportbridge/exportbridge/internal/finopssim"
 	"github.com/exportbridge/exportbridge/publish"
 )
@@ -25,7 +26,7 @@ func TestFullFilesystemLosesNothing(t *testing.T) {
 	t.Parallel()
 	if err := exec.Command("unshare", "-m", "--propagation", "private", "sh", "-c",
 		"mount -t tmpfs -o size=64k tmpfs /mnt").Run(); err != nil {
-		t.Skipf("cannot mount a tmpfs in a private mount namespace here (needs root or CAP_SYS_ADMIN): %v", err)
+		faulttest.Unavailable(t, "cannot mount a tmpfs in a private mount namespace here (needs root or CAP_SYS_ADMIN): %v", err)
 	}
 	e := newProcEnv(t, finopssim.Config{Rows: 4000, VisibilityTimeout: 200 * time.Millisecond}, "")
 	e.sim.EnqueueSample(procActivity)

@@ -8,6 +8,17 @@ import (
 	"testing"
 )
 
+// Unavailable skips a test that cannot meet its fault on this machine, saying
+// why; under CI (CI=true) it fails instead, so that a CI machine that lost
+// the capability cannot pass by skipping.
+func Unavailable(t testing.TB, format string, args ...any) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("CI must be able to run this test: "+format, args...)
+	}
+	t.Skipf(format, args...)
+}
+
 // CreateTemp has the shape of os.CreateTemp.
 type CreateTemp func(dir, pattern string) (*os.File, error)
 
@@ -18,7 +29,7 @@ type CreateTemp func(dir, pattern string) (*os.File, error)
 func DevFull(t testing.TB, full func() bool) CreateTemp {
 	t.Helper()
 	if _, err := os.Stat("/dev/full"); err != nil {
-		t.Skip("this machine has no /dev/full: a real ENOSPC cannot be met")
+		Unavailable(t, "this machine has no /dev/full: a real ENOSPC cannot be met")
 	}
 	return func(dir, pattern string) (*os.File, error) {
 		tmp, err := os.CreateTemp(dir, pattern)
