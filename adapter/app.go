@@ -290,18 +290,15 @@ func Run(ctx context.Context, cfg *Config, log zerolog.Logger) error {
 	case fatal = <-a.Fatal():
 	}
 	log.Info().Str("deadline", cfg.Server.ShutdownTimeout.String()).Msg("shutting down")
-	if fatal != nil {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.Server.ShutdownTimeout)
-		defer cancel()
-		_ = a.Stop(sctx)
-		return fatal
-	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.Server.ShutdownTimeout)
 	defer cancel()
-	if err := a.Stop(sctx); err != nil {
-		if !onlyReleased(err) {
-			return fmt.Errorf("shutdown: %w", err)
-		}
+	err = a.Stop(sctx)
+	switch {
+	case fatal != nil:
+		return fatal // what stopped the daemon matters more than how it stopped
+	case err != nil && !onlyReleased(err):
+		return fmt.Errorf("shutdown: %w", err)
+	case err != nil:
 		// A drain cut short by the deadline is the designed outcome: the
 		// unfinished attempts are back in the store and will be sent again.
 		log.Warn().Err(err).Msg("stopped at the deadline")

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -43,6 +45,9 @@ func TestIsEnvironment(t *testing.T) {
 		{"closed store", fmt.Errorf("store: %w", sql.ErrConnDone), true},
 		{"marked", fmt.Errorf("store replaced: %w", fault.ErrEnvironment), true},
 		{"parse error", errors.New(`line 3: bare " in non-quoted field`), false},
+		{"connection refused", fmt.Errorf("finops dequeue: %w", &url.Error{Op: "Get", URL: "http://h", Err: &net.OpError{Op: "dial", Net: "tcp",
+			Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}}), false},
+		{"dial error", &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNRESET)}, false},
 		{"unexpected EOF in a zip entry", io.ErrUnexpectedEOF, false},
 	} {
 		require.Equal(t, tc.want, fault.IsEnvironment(tc.err), tc.name)
