@@ -7,6 +7,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/exportbridge/exportbridge/internal/redact"
 	"github.com/exportbridge/exportbridge/internal/store"
 )
 
@@ -33,7 +34,7 @@ func ListDeliveries(ctx context.Context, cfg *Config, q DeliveryQuery, w io.Writ
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tSUBSCRIPTION\tSTATE\tATTEMPT\tSTATUS\tJOB\tENTITY\tEVENT ID\tUPDATED\tLAST ERROR")
 	for _, d := range ds {
-		errText := d.LastError
+		errText := redact.String(d.LastError) // rows written before redaction at record time, too
 		if len(errText) > 60 {
 			errText = errText[:60] + "…"
 		}

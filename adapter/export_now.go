@@ -12,6 +12,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/exportbridge/exportbridge/internal/redact"
 	"github.com/exportbridge/exportbridge/internal/store"
 )
 
@@ -201,7 +202,7 @@ func summarize(w io.Writer, names []string, results map[string]*RunResult, runEr
 			if what == "" {
 				what = d.Event.Type
 			}
-			why := d.LastError
+			why := redact.String(d.LastError)
 			if why == "" {
 				why = "subscription paused"
 			}

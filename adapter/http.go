@@ -113,7 +113,7 @@ func (a *App) apiJobs(w http.ResponseWriter, _ *http.Request) {
 		st, _ := a.Runner.Status(j.Name)
 		v := jobView{Name: j.Name, Kind: j.Kind, Schedule: j.Schedule, Running: st.Running, LastRun: st.Last}
 		if st.Last != nil {
-			v.LastError = st.Last.Error
+			v.LastError = redact.String(st.Last.Error)
 		}
 		if a.Sched != nil {
 			if next := a.Sched.Next(j.Name); !next.IsZero() {
@@ -175,7 +175,7 @@ type deliveryView struct {
 
 func viewDelivery(d store.Delivery) deliveryView {
 	v := deliveryView{ID: d.ID, Subscription: d.Subscription, State: d.State, Attempt: d.Attempt, LastStatus: d.LastStatus,
-		LastError: d.LastError, EventID: d.Event.ID, EventType: d.Event.Type, Topic: d.Event.Topic, Job: d.Event.Job,
+		LastError: redact.String(d.LastError), EventID: d.Event.ID, EventType: d.Event.Type, Topic: d.Event.Topic, Job: d.Event.Job,
 		Entity: d.Event.Entity, CreatedAt: d.CreatedAt}
 	if d.State == store.StatePending {
 		v.NextAttemptAt = &d.NextAttemptAt
