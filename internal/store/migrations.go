@@ -1,88 +1,67 @@
 package store
 
-// migrations are applied in order at Open; each runs once, recorded in
-// schema_migrations. Never edit a released migration: add a new one.
-// Times are Unix milliseconds (INTEGER) so the SQL stays portable.
-var migrations = []string{
-	// 1: initial schema.
-	`CREATE TABLE source_messages (
-		job            TEXT    NOT NULL,
-		message_id     TEXT    NOT NULL,
-		correlation_id TEXT    NOT NULL DEFAULT '',
-		blob_id        TEXT    NOT NULL DEFAULT '',
-		content_sha256 TEXT    NOT NULL DEFAULT '',
-		committed_at   INTEGER NOT NULL,
-		acked_at       INTEGER NOT NULL DEFAULT 0,
-		PRIMARY KEY (job, message_id)
-	);
-	CREATE INDEX source_messages_corr ON source_messages (job, correlation_id);
-	CREATE INDEX source_messages_blob ON source_messages (job, blob_id);
-	CREATE INDEX source_messages_hash ON source_messages (job, content_sha256);
+import (
+	"embed"
+	"fmt"
+	"io/fs"
+	"path"
+	"sort"
+	"strings"
+)
 
-	CREATE TABLE package_exports (
-		execution_id TEXT    PRIMARY KEY,
-		job          TEXT    NOT NULL,
-		state        TEXT    NOT NULL,
-		started_at   INTEGER NOT NULL,
-		updated_at   INTEGER NOT NULL,
-		last_error   TEXT    NOT NULL DEFAULT ''
-	);
-	CREATE INDEX package_exports_open ON package_exports (job, state);
+// migrationFiles are the schema migrations of each driver, one SQL file
+// each, applied in file-name order at Open; each runs once, recorded in
+// schema_migrations. Never edit a released migration: add a new file.
+//
+//go:embed migrations
+var migrationFiles embed.FS
 
-	CREATE TABLE artifacts (
-		id               TEXT    PRIMARY KEY,
-		job              TEXT    NOT NULL,
-		entity           TEXT    NOT NULL,
-		name             TEXT    NOT NULL,
-		path             TEXT    NOT NULL,
-		content_type     TEXT    NOT NULL,
-		content_encoding TEXT    NOT NULL DEFAULT '',
-		bytes            INTEGER NOT NULL,
-		sha256           TEXT    NOT NULL,
-		records          INTEGER NOT NULL,
-		created_at       INTEGER NOT NULL,
-		deleted_at       INTEGER NOT NULL DEFAULT 0
-	);
-	CREATE INDEX artifacts_live ON artifacts (deleted_at, created_at);
+// migration is one numbered schema step.
+type migration struct {
+	version    int
+	name       string
+	statements []string
+}
 
-	CREATE TABLE events (
-		control_number INTEGER PRIMARY KEY AUTOINCREMENT,
-		event_id       TEXT    NOT NULL UNIQUE,
-		type           TEXT    NOT NULL,
-		topic          TEXT    NOT NULL,
-		job            TEXT    NOT NULL,
-		entity         TEXT    NOT NULL DEFAULT '',
-		body           TEXT    NOT NULL,
-		artifact_id    TEXT    NOT NULL DEFAULT '',
-		created_at     INTEGER NOT NULL
-	);
+// loadMigrations reads driver's migrations. File names start with their
+// version ("0002_leases.sql"); versions must run 1, 2, 3… without gaps.
+func loadMigrations(driver string) ([]migration, error) {
+	dir := path.Join("migrations", driver)
+	entries, err := fs.ReadDir(migrationFiles, dir)
+	if err != nil {
+		return nil, fmt.Errorf("store: migrations of %s: %w", driver, err)
+	}
+	sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
+	var out []migration
+	for i, e := range entries {
+		var v int
+		if _, err := fmt.Sscanf(e.Name(), "%04d_", &v); err != nil || v != i+1 {
+			return nil, fmt.Errorf("store: migration %s: expected version %d first in its name", e.Name(), i+1)
+		}
+		data, err := fs.ReadFile(migrationFiles, path.Join(dir, e.Name()))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, migration{version: v, name: e.Name(), statements: splitStatements(string(data))})
+	}
+	return out, nil
+}
 
-	CREATE TABLE deliveries (
-		id              INTEGER PRIMARY KEY AUTOINCREMENT,
-		event_id        TEXT    NOT NULL REFERENCES events (event_id),
-		subscription    TEXT    NOT NULL,
-		state           TEXT    NOT NULL,
-		attempt         INTEGER NOT NULL DEFAULT 0,
-		next_attempt_at INTEGER NOT NULL,
-		lease_until     INTEGER NOT NULL DEFAULT 0,
-		last_status     INTEGER NOT NULL DEFAULT 0,
-		last_error      TEXT    NOT NULL DEFAULT '',
-		created_at      INTEGER NOT NULL,
-		updated_at      INTEGER NOT NULL,
-		delivered_at    INTEGER NOT NULL DEFAULT 0,
-		UNIQUE (event_id, subscription)
-	);
-	CREATE INDEX deliveries_due ON deliveries (subscription, state, next_attempt_at);
-	CREATE INDEX deliveries_lease ON deliveries (state, lease_until);
-
-	CREATE TABLE subscription_pauses (
-		subscription TEXT    PRIMARY KEY,
-		reason       TEXT    NOT NULL,
-		paused_at    INTEGER NOT NULL
-	);
-
-	CREATE TABLE settings (
-		key   TEXT PRIMARY KEY,
-		value TEXT NOT NULL
-	);`,
+// splitStatements splits a migration at the semicolons that end its
+// statements, dropping comment lines (which must not hold semicolons).
+func splitStatements(sql string) []string {
+	var b strings.Builder
+	for _, line := range strings.Split(sql, "\n") {
+		if !strings.HasPrefix(strings.TrimSpace(line), "--") {
+			b.WriteString(line)
+			b.WriteByte('\n')
+		}
+	}
+	var out []string
+	for _, stmt := range strings.Split(b.String(), ";") {
+		if s := strings.TrimSpace(stmt); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }

@@ -46,7 +46,10 @@ func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 	// WAL lets readers proceed during a write; NORMAL sync is durable
 	// against process crashes (CommitPackage raises it to FULL for the
 	// commit that precedes an ack, see there).
-	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)&_txlock=immediate"
+	// busy_timeout comes first: switching a new database to WAL needs a
+	// moment of exclusive access, and a second process starting at the same
+	// time must wait for it instead of failing with SQLITE_BUSY.
+	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
@@ -86,32 +89,43 @@ func (s *SQLite) checkFile() error {
 	return nil
 }
 
+// migrate applies pending migrations. Several processes may start on one
+// new database at the same moment: each migration runs in an IMMEDIATE
+// transaction (one writer at a time, the others wait up to busy_timeout) that
+// reads the version again, so each step runs exactly once.
 func (s *SQLite) migrate(ctx context.Context) error {
-	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
+	steps, err := loadMigrations("sqlite")
+	if err != nil {
+		return err
+	}
+	if err := s.tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`)
+		return err
+	}); err != nil {
 		return fmt.Errorf("store: migrations table: %w", err)
 	}
-	var current int
-	if err := s.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
-		return fmt.Errorf("store: schema version: %w", err)
-	}
-	if current > len(migrations) {
-		return fmt.Errorf("store: database schema version %d is newer than this binary knows (%d): refusing to run an older exportbridge on it", current, len(migrations))
-	}
-	for v := current + 1; v <= len(migrations); v++ {
+	for _, m := range steps {
 		err := s.tx(ctx, func(tx *sql.Tx) error {
-			for _, stmt := range strings.Split(migrations[v-1], ";") {
-				if strings.TrimSpace(stmt) == "" {
-					continue
-				}
+			var current int
+			if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
+				return err
+			}
+			if current > len(steps) {
+				return fmt.Errorf("database schema version %d is newer than this binary knows (%d): refusing to run an older exportbridge on it", current, len(steps))
+			}
+			if current >= m.version {
+				return nil // applied, perhaps by another process just now
+			}
+			for _, stmt := range m.statements {
 				if _, err := tx.ExecContext(ctx, stmt); err != nil {
 					return err
 				}
 			}
-			_, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, v, ms(time.Now()))
+			_, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, m.version, ms(time.Now()))
 			return err
 		})
 		if err != nil {
-			return fmt.Errorf("store: migration %d: %w", v, err)
+			return fmt.Errorf("store: migration %s: %w", m.name, err)
 		}
 	}
 	return nil

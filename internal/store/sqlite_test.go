@@ -46,7 +46,7 @@ func TestSQLiteSurvivesReopen(t *testing.T) {
 	defer s.Close()
 	v, err := s.SchemaVersion(ctx)
 	require.NoError(t, err)
-	require.Equal(t, 1, v)
+	require.Equal(t, 2, v)
 	ds, err := s.Deliveries(ctx, store.Filter{State: store.StateInFlight})
 	require.NoError(t, err)
 	require.Len(t, ds, 1, "in-flight state survived")
@@ -114,4 +114,30 @@ func ignoreMissing(err error) error {
 		return nil
 	}
 	return err
+}
+
+// TestSQLiteOpensConcurrently: processes starting together on one new
+// database all come up, and each migration runs once.
+func TestSQLiteOpensConcurrently(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "eb.db")
+	const n = 6
+	errs := make(chan error, n)
+	stores := make(chan *store.SQLite, n)
+	for range n {
+		go func() {
+			s, err := store.OpenSQLite(ctx, path)
+			errs <- err
+			stores <- s
+		}()
+	}
+	for range n {
+		require.NoError(t, <-errs)
+		s := <-stores
+		v, err := s.SchemaVersion(ctx)
+		require.NoError(t, err)
+		require.Equal(t, 2, v)
+		require.NoError(t, s.Close())
+	}
 }
