@@ -2,6 +2,7 @@ package adapter
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"net"
@@ -29,9 +30,8 @@ type AppOptions struct {
 	Schedule bool // run the cron scheduler (the daemon)
 	// HTTPOptional: when the listen address is taken, run without the HTTP
 	// server instead of failing (export-now beside a running daemon, which
-	// then serves the download links from the same files). The publisher
-	// then also treats the store as shared: it leaves the daemon's leases
-	// alone.
+	// then serves the download links from the same files). The daemon's
+	// leases are left alone either way: only expired leases are rescued.
 	HTTPOptional bool
 	Registry     *prometheus.Registry // default: a new registry
 }
@@ -56,6 +56,9 @@ type App struct {
 	HTTPUp  bool
 
 	fatal chan error // a component found the process cannot go on (the store lost)
+	// Instance names this process on the leases it takes in the store:
+	// host, pid and a random part, unique among the processes sharing it.
+	Instance string
 
 	bg       context.Context // lives until Stop: background work (API-started runs)
 	bgCancel context.CancelFunc
@@ -67,7 +70,9 @@ type App struct {
 // StartApp builds and starts everything. On error, what was started is
 // stopped again.
 func StartApp(ctx context.Context, cfg *Config, log zerolog.Logger, opts AppOptions) (_ *App, err error) {
-	a := &App{cfg: cfg, log: log, opts: opts, reg: opts.Registry, fatal: make(chan error, 1)}
+	a := &App{cfg: cfg, log: log, opts: opts, reg: opts.Registry, fatal: make(chan error, 1), Instance: newInstanceID()}
+	log = log.With().Str("instance", a.Instance).Logger()
+	a.log = log
 	if a.reg == nil {
 		a.reg = prometheus.NewRegistry()
 	}
@@ -120,9 +125,7 @@ func StartApp(ctx context.Context, cfg *Config, log zerolog.Logger, opts AppOpti
 		}
 		log.Info().Str("listen", cfg.Server.Listen).Msg("address in use (is the daemon running?): its server will serve the download links")
 	}
-	// Holding the listen address means no daemon runs: every lease in the
-	// store was left by an earlier run of ours and can be taken back at once.
-	a.Pub = publish.New(publish.Config{SharedStore: !a.HTTPUp}, st, subs, a.signer, log,
+	a.Pub = publish.New(publish.Config{Owner: a.Instance, LeaseTTL: cfg.Store.LeaseTTL}, st, subs, a.signer, log,
 		publish.WithObserver(a.Metrics), publish.WithAttemptHook(func() { maybeCrash(fpDuringDeliver) }))
 	if a.Runner, err = NewRunner(cfg, st, subs, a.Pub.Notify, a.Metrics, log); err != nil {
 		return nil, err
@@ -242,6 +245,14 @@ func (a *App) watchStore(ctx context.Context) {
 		}
 	}()
 	a.stops = append(a.stops, func(context.Context) error { cancel(); <-done; return nil })
+}
+
+// newInstanceID returns "host/pid/random".
+func newInstanceID() string {
+	host, _ := os.Hostname()
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("%s/%d/%x", host, os.Getpid(), b)
 }
 
 // Fatal reports an error after which the process must stop.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -14,9 +15,10 @@ import (
 
 // Store is the part of the store the publisher uses.
 type Store interface {
-	ClaimDue(ctx context.Context, subscription string, now, leaseUntil time.Time, limit int) ([]store.Delivery, error)
-	Complete(ctx context.Context, cs ...store.Completion) (stale []int64, err error)
-	Rescue(ctx context.Context, leasedUntil, now time.Time) (int, error)
+	ClaimDue(ctx context.Context, owner, subscription string, now, leaseUntil time.Time, limit int) ([]store.Delivery, error)
+	Complete(ctx context.Context, owner string, cs ...store.Completion) (stale []int64, err error)
+	RenewLeases(ctx context.Context, owner string, now, until time.Time) (int, error)
+	Rescue(ctx context.Context, now time.Time) (int, error)
 	Replay(ctx context.Context, f store.Filter, now time.Time) (int, error)
 	Pause(ctx context.Context, subscription, reason string, at time.Time) error
 	Resume(ctx context.Context, subscription string) error
@@ -39,31 +41,34 @@ type Observer interface {
 
 // Config tunes the publisher. Zero values take the defaults shown.
 type Config struct {
+	// Owner names this process instance on the delivery leases it takes.
+	// Every process sharing a store needs its own. Default: a random id.
+	Owner string
 	// PollInterval is how often each subscription looks for due deliveries
 	// when nothing wakes it (retries coming due). Default 250ms.
 	PollInterval time.Duration
-	// RescueInterval is how often leases left by a crashed process are
-	// returned to pending. Default 30s.
+	// LeaseTTL is how long a claimed delivery stays leased without renewal;
+	// the publisher renews its leases every LeaseTTL/3 while attempts run,
+	// so only a process that died or stalled loses them, and any process
+	// rescues them once expired. Default 30s.
+	LeaseTTL time.Duration
+	// RescueInterval is how often expired leases are returned to pending.
+	// Default LeaseTTL/2.
 	RescueInterval time.Duration
-	// LeaseMargin is added to a subscription's timeout to lease a claimed
-	// delivery. Default 30s.
-	LeaseMargin time.Duration
-	// SharedStore says other processes deliver from the same store. When
-	// false (SQLite: one process), Start takes back every lease at once, since
-	// any in-flight row was left by this process's previous run; when true,
-	// only expired leases are taken, by the rescuer.
-	SharedStore bool
 }
 
 func (c Config) withDefaults() Config {
+	if c.Owner == "" {
+		c.Owner = "publisher-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	}
 	if c.PollInterval == 0 {
 		c.PollInterval = 250 * time.Millisecond
 	}
-	if c.RescueInterval == 0 {
-		c.RescueInterval = 30 * time.Second
+	if c.LeaseTTL == 0 {
+		c.LeaseTTL = 30 * time.Second
 	}
-	if c.LeaseMargin == 0 {
-		c.LeaseMargin = 30 * time.Second
+	if c.RescueInterval == 0 {
+		c.RescueInterval = c.LeaseTTL / 2
 	}
 	return c
 }
@@ -97,7 +102,8 @@ type Publisher struct {
 	stopOnce sync.Once
 	cancel   context.CancelFunc // stops claiming
 	abort    context.CancelFunc // cuts attempts short at the shutdown deadline
-	loops    sync.WaitGroup
+	loops    sync.WaitGroup // dispatchers and the rescuer
+	renewer  sync.WaitGroup // the lease renewer, which outlives them until attempts end
 	inflight sync.WaitGroup
 }
 
@@ -141,8 +147,9 @@ func (p *Publisher) Circuits() map[string]BreakerState {
 	return out
 }
 
-// Start launches the dispatchers and the rescuer. It first returns to
-// pending any delivery a previous process left in flight.
+// Start launches the dispatchers, the lease renewer and the rescuer. It
+// first returns to pending the deliveries whose leases expired: those of a
+// process that died. A live process's leases are never taken.
 func (p *Publisher) Start(ctx context.Context) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -150,15 +157,10 @@ func (p *Publisher) Start(ctx context.Context) error {
 		return errors.New("publish: already started")
 	}
 	p.started = true
-	now := p.now()
-	leasedUntil := now
-	if !p.cfg.SharedStore {
-		leasedUntil = now.AddDate(100, 0, 0)
-	}
-	if n, err := p.st.Rescue(ctx, leasedUntil, now); err != nil {
+	if n, err := p.st.Rescue(ctx, p.now()); err != nil {
 		return fmt.Errorf("publish: rescuing deliveries: %w", err)
 	} else if n > 0 {
-		p.log.Info().Int("deliveries", n).Msg("resuming deliveries left in flight by a previous run")
+		p.log.Info().Int("deliveries", n).Msg("resuming deliveries whose leases expired (their process stopped)")
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	attemptCtx, abort := context.WithCancel(context.WithoutCancel(ctx))
@@ -170,7 +172,29 @@ func (p *Publisher) Start(ctx context.Context) error {
 	}
 	p.loops.Add(1)
 	go p.rescueLoop(runCtx)
+	p.renewer.Add(1)
+	go p.renewLoop(attemptCtx)
 	return nil
+}
+
+// renewLoop extends this process's delivery leases every LeaseTTL/3 while it
+// runs, so attempts of any length keep their rows. It stops with the
+// attempts (at Stop, once they are done or cut short).
+func (p *Publisher) renewLoop(ctx context.Context) {
+	defer p.renewer.Done()
+	t := time.NewTicker(p.cfg.LeaseTTL / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			now := p.now()
+			if _, err := p.st.RenewLeases(ctx, p.cfg.Owner, now, now.Add(p.cfg.LeaseTTL)); err != nil && ctx.Err() == nil {
+				p.log.Error().Err(err).Msg("renewing delivery leases failed; attempts past their lease will be sent again by whoever rescues them")
+			}
+		}
+	}
 }
 
 // Stop stops claiming, lets attempts in flight finish until ctx ends, then
@@ -196,6 +220,7 @@ func (p *Publisher) Stop(ctx context.Context) error {
 			err = ErrStopDeadline
 		}
 		p.abort()
+		p.renewer.Wait()
 		close(p.record) // every attempt has handed in its outcome
 		<-p.recorded
 	})
@@ -236,7 +261,7 @@ func (p *Publisher) recorder() {
 			cs[i] = c.c
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		stale, err := p.st.Complete(ctx, cs...)
+		stale, err := p.st.Complete(ctx, p.cfg.Owner, cs...)
 		cancel()
 		staleSet := map[int64]bool{}
 		for _, id := range stale {
@@ -301,7 +326,7 @@ func (p *Publisher) rescueLoop(ctx context.Context) {
 			return
 		case <-t.C:
 			now := p.now()
-			if n, err := p.st.Rescue(ctx, now, now); err != nil && ctx.Err() == nil {
+			if n, err := p.st.Rescue(ctx, now); err != nil && ctx.Err() == nil {
 				p.log.Error().Err(err).Msg("rescuing expired leases failed")
 			} else if n > 0 {
 				p.log.Warn().Int("deliveries", n).Msg("returned deliveries with expired leases to pending")
@@ -357,7 +382,7 @@ func (p *Publisher) claimAndSend(ctx, attemptCtx context.Context, s *Subscriptio
 	if n == 0 {
 		return // the circuit is open: due deliveries wait without spending attempts
 	}
-	ds, err := p.st.ClaimDue(ctx, s.Name, now, now.Add(s.Timeout+p.cfg.LeaseMargin), n)
+	ds, err := p.st.ClaimDue(ctx, p.cfg.Owner, s.Name, now, now.Add(p.cfg.LeaseTTL), n)
 	if err != nil || len(ds) == 0 {
 		if probe {
 			br.unused()

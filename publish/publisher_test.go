@@ -98,7 +98,8 @@ func (h *harness) start() {
 	if h.now != nil {
 		opts = append(opts, publish.WithClock(h.now))
 	}
-	h.pub = publish.New(publish.Config{PollInterval: 10 * time.Millisecond}, h.st, h.subs, minter, zerolog.Nop(), opts...)
+	h.pub = publish.New(publish.Config{Owner: "test-publisher", PollInterval: 10 * time.Millisecond, RescueInterval: 10 * time.Millisecond},
+		h.st, h.subs, minter, zerolog.Nop(), opts...)
 	require.NoError(h.t, h.pub.Start(context.Background()))
 }
 
@@ -440,22 +441,30 @@ func TestReopenMidDeliveryDeliversExactlyOnce(t *testing.T) {
 }
 
 // TestDeliveriesLeftInFlightByACrashAreResumed: a process claimed rows and
-// died before recording any outcome; the next start delivers them, with the
-// same event ids, without waiting for the leases to run out.
+// died before recording any outcome. Its leases are not taken while they
+// last (the process might be alive, only slow); once they expire, the next
+// publisher rescues and delivers them, with the same event ids.
 func TestDeliveriesLeftInFlightByACrashAreResumed(t *testing.T) {
 	t.Parallel()
+	var mu sync.Mutex
+	now := time.Date(2026, 11, 23, 11, 0, 0, 0, time.UTC)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	rcv := newReceiver(t, nil)
-	h := newHarness(t, nil, sub("flow", rcv.srv.URL))
+	h := newHarness(t, clock, sub("flow", rcv.srv.URL))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	require.NoError(t, h.pub.Stop(ctx))
 	cancel()
 	evs := h.commit("A", "B", "C")
-	claimed, err := h.st.ClaimDue(context.Background(), "flow", time.Now(), time.Now().Add(time.Hour), 10) // the "crashed" process
+	claimed, err := h.st.ClaimDue(context.Background(), "crashed-instance", "flow", clock(), clock().Add(time.Minute), 10)
 	require.NoError(t, err)
 	require.Len(t, claimed, 3)
 
 	h.start()
-	h.waitCounts(map[string]int{store.StateDelivered: 3}, "resumed after the crash")
+	require.Never(t, func() bool { return rcv.count() > 0 }, 200*time.Millisecond, 10*time.Millisecond, "a lease is not taken while it lasts")
+	mu.Lock()
+	now = now.Add(time.Minute + time.Millisecond)
+	mu.Unlock()
+	h.waitCounts(map[string]int{store.StateDelivered: 3}, "resumed once the leases expired")
 	ids := map[string]bool{}
 	for _, r := range rcv.requests() {
 		ids[r.webhookID] = true

@@ -146,6 +146,7 @@ shutdown_timeout = "2s"
 
 [store]
 dsn = %q
+lease_ttl = "1s"  # a killed process's deliveries are taken over within a second
 
 [files]
 dir = %q

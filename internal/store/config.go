@@ -1,6 +1,8 @@
 package store
 
 import (
+	"time"
+
 	"github.com/exportbridge/exportbridge/internal/conf"
 )
 
@@ -11,6 +13,11 @@ type Config struct {
 	Driver string `koanf:"driver"`
 	// DSN is the database file for sqlite. Default "data/exportbridge.db".
 	DSN string `koanf:"dsn" secret:"true"`
+	// LeaseTTL is how long a delivery or job lease lasts without renewal.
+	// Live processes renew theirs every LeaseTTL/3; the work of a process
+	// that died is taken over by another (or by the next start) once its
+	// leases expire. Default 30s.
+	LeaseTTL time.Duration `koanf:"lease_ttl"`
 }
 
 // WithDefaults fills zero fields.
@@ -21,6 +28,9 @@ func (c Config) WithDefaults() Config {
 	if c.DSN == "" {
 		c.DSN = "data/exportbridge.db"
 	}
+	if c.LeaseTTL == 0 {
+		c.LeaseTTL = 30 * time.Second
+	}
 	return c
 }
 
@@ -29,6 +39,9 @@ func (c Config) Validate() conf.Problems {
 	var ps conf.Problems
 	if c.Driver != "sqlite" {
 		ps.Add("driver", `unsupported driver %q (supported: "sqlite")`, c.Driver)
+	}
+	if c.LeaseTTL < 300*time.Millisecond {
+		ps.Add("lease_ttl", "must be at least 300ms, got %s", c.LeaseTTL)
 	}
 	return ps
 }

@@ -351,7 +351,7 @@ func commitPackage(ctx context.Context, tx *sql.Tx, p Package) ([]Event, error) 
 	return out, nil
 }
 
-const deliveryColumns = `d.id, d.subscription, d.state, d.attempt, d.next_attempt_at, d.lease_until, d.last_status, d.last_error,
+const deliveryColumns = `d.id, d.subscription, d.state, d.attempt, d.next_attempt_at, d.lease_owner, d.lease_until, d.last_status, d.last_error,
 	d.created_at, d.updated_at, d.delivered_at,
 	e.event_id, e.control_number, e.type, e.topic, e.job, e.entity, e.body, e.artifact_id, e.created_at,
 	COALESCE(a.id, ''), COALESCE(a.name, ''), COALESCE(a.path, ''), COALESCE(a.content_type, ''), COALESCE(a.content_encoding, ''),
@@ -367,7 +367,7 @@ func scanDeliveries(rows *sql.Rows) ([]Delivery, error) {
 		var next, lease, created, updated, delivered, evCreated, aCreated, aDeleted int64
 		var body string
 		var a Artifact
-		if err := rows.Scan(&d.ID, &d.Subscription, &d.State, &d.Attempt, &next, &lease, &d.LastStatus, &d.LastError,
+		if err := rows.Scan(&d.ID, &d.Subscription, &d.State, &d.Attempt, &next, &d.LeaseOwner, &lease, &d.LastStatus, &d.LastError,
 			&created, &updated, &delivered,
 			&d.Event.ID, &d.Event.ControlNumber, &d.Event.Type, &d.Event.Topic, &d.Event.Job, &d.Event.Entity, &body, &d.Event.ArtifactID, &evCreated,
 			&a.ID, &a.Name, &a.Path, &a.ContentType, &a.ContentEncoding, &a.Bytes, &a.SHA256, &a.Records, &aCreated, &aDeleted); err != nil {
@@ -385,23 +385,23 @@ func scanDeliveries(rows *sql.Rows) ([]Delivery, error) {
 	return out, rows.Err()
 }
 
-const claimQuery = `UPDATE deliveries SET state = 'in_flight', attempt = attempt + 1, lease_until = ?, updated_at = ?
+const claimQuery = `UPDATE deliveries SET state = 'in_flight', attempt = attempt + 1, lease_owner = ?, lease_until = ?, updated_at = ?
 	WHERE id IN (SELECT id FROM deliveries WHERE subscription = ? AND state = 'pending' AND next_attempt_at <= ?
 	             ORDER BY next_attempt_at, id LIMIT ?)
 	RETURNING id`
 
-const completeQuery = `UPDATE deliveries SET state = ?, next_attempt_at = ?, lease_until = 0, last_status = ?, last_error = ?,
-	updated_at = ?, delivered_at = ? WHERE id = ? AND state = 'in_flight'`
+const completeQuery = `UPDATE deliveries SET state = ?, next_attempt_at = ?, lease_owner = '', lease_until = 0, last_status = ?, last_error = ?,
+	updated_at = ?, delivered_at = ? WHERE id = ? AND state = 'in_flight' AND lease_owner = ? AND lease_until >= ?`
 
 // ClaimDue implements Store.
-func (s *SQLite) ClaimDue(ctx context.Context, subscription string, now, leaseUntil time.Time, limit int) ([]Delivery, error) {
+func (s *SQLite) ClaimDue(ctx context.Context, owner, subscription string, now, leaseUntil time.Time, limit int) ([]Delivery, error) {
 	var ids []int64
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		st, err := s.prepared(ctx, claimQuery)
 		if err != nil {
 			return err
 		}
-		rows, err := tx.StmtContext(ctx, st).QueryContext(ctx, ms(leaseUntil), ms(now), subscription, ms(now), limit)
+		rows, err := tx.StmtContext(ctx, st).QueryContext(ctx, owner, ms(leaseUntil), ms(now), subscription, ms(now), limit)
 		if err != nil {
 			return err
 		}
@@ -431,7 +431,7 @@ func (s *SQLite) ClaimDue(ctx context.Context, subscription string, now, leaseUn
 }
 
 // Complete implements Store.
-func (s *SQLite) Complete(ctx context.Context, cs ...Completion) ([]int64, error) {
+func (s *SQLite) Complete(ctx context.Context, owner string, cs ...Completion) ([]int64, error) {
 	var stale []int64
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		stale = stale[:0]
@@ -445,7 +445,7 @@ func (s *SQLite) Complete(ctx context.Context, cs ...Completion) ([]int64, error
 			if len(errText) > 2000 {
 				errText = errText[:2000]
 			}
-			res, err := s.txExec(ctx, tx, completeQuery, o.State, ms(o.NextAt), o.Status, errText, ms(o.At), delivered, c.ID)
+			res, err := s.txExec(ctx, tx, completeQuery, o.State, ms(o.NextAt), o.Status, errText, ms(o.At), delivered, c.ID, owner, ms(o.At))
 			if err := mustAffect(res, err); errors.Is(err, ErrNotFound) {
 				stale = append(stale, c.ID)
 			} else if err != nil {
@@ -457,12 +457,27 @@ func (s *SQLite) Complete(ctx context.Context, cs ...Completion) ([]int64, error
 	return stale, err
 }
 
-// Rescue implements Store.
-func (s *SQLite) Rescue(ctx context.Context, leasedUntil, now time.Time) (int, error) {
+// RenewLeases implements Store.
+func (s *SQLite) RenewLeases(ctx context.Context, owner string, now, until time.Time) (int, error) {
 	var n int64
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE deliveries SET state = 'pending', next_attempt_at = ?, lease_until = 0, updated_at = ?
-			WHERE state = 'in_flight' AND lease_until <= ?`, ms(now), ms(now), ms(leasedUntil))
+		res, err := tx.ExecContext(ctx, `UPDATE deliveries SET lease_until = ? WHERE state = 'in_flight' AND lease_owner = ? AND lease_until >= ?`,
+			ms(until), owner, ms(now))
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return int(n), err
+}
+
+// Rescue implements Store.
+func (s *SQLite) Rescue(ctx context.Context, now time.Time) (int, error) {
+	var n int64
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE deliveries SET state = 'pending', next_attempt_at = ?, lease_owner = '', lease_until = 0, updated_at = ?
+			WHERE state = 'in_flight' AND lease_until < ?`, ms(now), ms(now), ms(now))
 		if err != nil {
 			return err
 		}

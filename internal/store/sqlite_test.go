@@ -15,11 +15,16 @@ import (
 	"github.com/exportbridge/exportbridge/internal/store/storetest"
 )
 
-func openSQLite(t *testing.T) store.Store {
+// openSQLite prepares a new database file; each call of the function it
+// returns opens another handle (another process's view) on it.
+func openSQLite(t *testing.T) func() store.Store {
 	t.Helper()
-	s, err := store.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "eb.db"))
-	require.NoError(t, err)
-	return s
+	path := filepath.Join(t.TempDir(), "eb.db")
+	return func() store.Store {
+		s, err := store.OpenSQLite(context.Background(), path)
+		require.NoError(t, err)
+		return s
+	}
 }
 
 func TestSQLiteConformance(t *testing.T) {
@@ -36,7 +41,7 @@ func TestSQLiteSurvivesReopen(t *testing.T) {
 	_, err = s.CommitPackage(ctx, storetest.Package("j", "m1", []string{"A"}, "s1"))
 	require.NoError(t, err)
 	now := time.Date(2026, 11, 23, 11, 0, 0, 0, time.UTC)
-	_, err = s.ClaimDue(ctx, "s1", now, now.Add(time.Minute), 10)
+	_, err = s.ClaimDue(ctx, "instance-a", "s1", now, now.Add(time.Minute), 10)
 	require.NoError(t, err)
 	require.NoError(t, s.Close())
 	require.NoError(t, s.Close(), "Close is idempotent")
@@ -50,7 +55,7 @@ func TestSQLiteSurvivesReopen(t *testing.T) {
 	ds, err := s.Deliveries(ctx, store.Filter{State: store.StateInFlight})
 	require.NoError(t, err)
 	require.Len(t, ds, 1, "in-flight state survived")
-	n, err := s.Rescue(ctx, now.Add(2*time.Minute), now.Add(2*time.Minute))
+	n, err := s.Rescue(ctx, now.Add(2*time.Minute))
 	require.NoError(t, err)
 	require.Equal(t, 1, n)
 }

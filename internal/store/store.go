@@ -65,16 +65,21 @@ type Store interface {
 	CommitPackage(ctx context.Context, p Package) ([]Event, error)
 
 	// ClaimDue moves up to limit due pending deliveries of subscription to
-	// in_flight until leaseUntil, counting an attempt, and returns them with
-	// their events and artifacts.
-	ClaimDue(ctx context.Context, subscription string, now, leaseUntil time.Time, limit int) ([]Delivery, error)
-	// Complete records, in one transaction, the outcomes of attempts of
-	// claimed deliveries. It returns the ids that were no longer in flight
-	// (their lease was taken back meanwhile); those rows are left unchanged.
-	Complete(ctx context.Context, cs ...Completion) (stale []int64, err error)
+	// in_flight, leased to owner (a process instance) until leaseUntil,
+	// counting an attempt, and returns them with their events and
+	// artifacts. Concurrent claims, from any number of processes, never
+	// share a row.
+	ClaimDue(ctx context.Context, owner, subscription string, now, leaseUntil time.Time, limit int) ([]Delivery, error)
+	// Complete records, in one transaction, the outcomes of owner's attempts.
+	// It returns the ids whose lease owner no longer holds (taken back, or
+	// expired before the outcome's time); those rows are left unchanged.
+	Complete(ctx context.Context, owner string, cs ...Completion) (stale []int64, err error)
+	// RenewLeases extends to until every unexpired lease owner holds.
+	RenewLeases(ctx context.Context, owner string, now, until time.Time) (int, error)
 	// Rescue returns to pending, due at now, the in_flight deliveries whose
-	// lease ends at or before leasedUntil.
-	Rescue(ctx context.Context, leasedUntil, now time.Time) (int, error)
+	// lease expired before now, whoever held them. A live process renews
+	// its leases, so only the work of a dead or stalled one is rescued.
+	Rescue(ctx context.Context, now time.Time) (int, error)
 	// Replay returns dead (or, with f.State, other) deliveries to pending
 	// with a fresh attempt count; the events keep their ids.
 	Replay(ctx context.Context, f Filter, now time.Time) (int, error)
@@ -187,6 +192,7 @@ type Delivery struct {
 	State         string
 	Attempt       int // attempts made, including the claimed one
 	NextAttemptAt time.Time
+	LeaseOwner    string // the process instance holding it, while in_flight
 	LeaseUntil    time.Time
 	LastStatus    int
 	LastError     string

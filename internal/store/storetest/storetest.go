@@ -15,8 +15,17 @@ import (
 	"github.com/exportbridge/exportbridge/internal/store"
 )
 
-// Opener returns a new, empty store for one test.
-type Opener func(t *testing.T) store.Store
+// Opener prepares a new, empty database for one test and returns a function
+// that opens a handle on it. Each call opens another handle, as another
+// process on the same database would: the races between processes are
+// tested across two handles, never on one (whose own locks would hide them).
+type Opener func(t *testing.T) func() store.Store
+
+// Owners of delivery leases: two process instances.
+const (
+	ownerA = "instance-a"
+	ownerB = "instance-b"
+)
 
 var t0 = time.Date(2026, 11, 23, 11, 0, 0, 0, time.UTC)
 
@@ -35,7 +44,7 @@ func Package(job, msgID string, entities []string, subs ...string) store.Package
 
 // Run runs the suite.
 func Run(t *testing.T, open Opener) {
-	tests := map[string]func(*testing.T, store.Store){
+	tests := map[string]func(*testing.T, store.Store, func() store.Store){
 		"CommitAndFindByEveryKey":      testCommitAndFind,
 		"DuplicateCommitWritesNothing": testDuplicate,
 		"ControlNumbersIncrease":       testControlNumbers,
@@ -44,6 +53,7 @@ func Run(t *testing.T, open Opener) {
 		"RescueExpiredLeases":          testRescue,
 		"ReplayKeepsEventID":           testReplay,
 		"ConcurrentClaimsNeverShare":   testConcurrentClaims,
+		"LeasesAcrossProcesses":        testLeasesAcrossProcesses,
 		"Exports":                      testExports,
 		"Artifacts":                    testArtifacts,
 		"SettingsAndPauses":            testSettingsAndPauses,
@@ -51,16 +61,20 @@ func Run(t *testing.T, open Opener) {
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			s := open(t)
-			t.Cleanup(func() { _ = s.Close() })
-			fn(t, s)
+			newHandle := open(t)
+			another := func() store.Store {
+				s := newHandle()
+				t.Cleanup(func() { _ = s.Close() })
+				return s
+			}
+			fn(t, another(), another)
 		})
 	}
 }
 
 var ctx = context.Background()
 
-func testCommitAndFind(t *testing.T, s store.Store) {
+func testCommitAndFind(t *testing.T, s store.Store, _ func() store.Store) {
 	_, err := s.FindMessage(ctx, "j", store.MessageKeys{CorrelationID: "corr-m1"})
 	require.ErrorIs(t, err, store.ErrNotFound)
 	evs, err := s.CommitPackage(ctx, Package("j", "m1", []string{"A", "B"}, "s1", "s2"))
@@ -86,7 +100,7 @@ func testCommitAndFind(t *testing.T, s store.Store) {
 	require.Equal(t, 4, counts[store.StatePending])
 }
 
-func testDuplicate(t *testing.T, s store.Store) {
+func testDuplicate(t *testing.T, s store.Store, _ func() store.Store) {
 	_, err := s.CommitPackage(ctx, Package("j", "m1", []string{"A"}, "s1"))
 	require.NoError(t, err)
 	p := Package("j", "m1", []string{"A"}, "s1")
@@ -102,7 +116,7 @@ func testDuplicate(t *testing.T, s store.Store) {
 	require.ErrorIs(t, err, store.ErrNotFound, "the duplicate commit wrote nothing")
 }
 
-func testControlNumbers(t *testing.T, s store.Store) {
+func testControlNumbers(t *testing.T, s store.Store, _ func() store.Store) {
 	var last int64
 	for i := range 3 {
 		evs, err := s.CommitPackage(ctx, Package("j", fmt.Sprintf("m%d", i), []string{"A", "B"}, "s1"))
@@ -114,14 +128,14 @@ func testControlNumbers(t *testing.T, s store.Store) {
 	}
 }
 
-func testClaimDue(t *testing.T, s store.Store) {
+func testClaimDue(t *testing.T, s store.Store, _ func() store.Store) {
 	_, err := s.CommitPackage(ctx, Package("j", "m1", []string{"A", "B", "C"}, "s1", "s2"))
 	require.NoError(t, err)
 	lease := t0.Add(time.Minute)
-	got, err := s.ClaimDue(ctx, "s1", t0.Add(-time.Second), lease, 10)
+	got, err := s.ClaimDue(ctx, ownerA, "s1", t0.Add(-time.Second), lease, 10)
 	require.NoError(t, err)
 	require.Empty(t, got, "not due before next_attempt_at")
-	got, err = s.ClaimDue(ctx, "s1", t0, lease, 2)
+	got, err = s.ClaimDue(ctx, ownerA, "s1", t0, lease, 2)
 	require.NoError(t, err)
 	require.Len(t, got, 2, "limit")
 	for _, d := range got {
@@ -136,27 +150,27 @@ func testClaimDue(t *testing.T, s store.Store) {
 		require.Equal(t, d.Event.Entity+".json", d.Artifact.Name)
 		require.JSONEq(t, `{"EntityName":"`+d.Event.Entity+`"}`, string(d.Event.Body))
 	}
-	rest, err := s.ClaimDue(ctx, "s1", t0, lease, 10)
+	rest, err := s.ClaimDue(ctx, ownerA, "s1", t0, lease, 10)
 	require.NoError(t, err)
 	require.Len(t, rest, 1, "claimed rows are not claimed again")
-	other, err := s.ClaimDue(ctx, "s2", t0, lease, 10)
+	other, err := s.ClaimDue(ctx, ownerA, "s2", t0, lease, 10)
 	require.NoError(t, err)
 	require.Len(t, other, 3, "subscriptions are independent")
 }
 
-func testComplete(t *testing.T, s store.Store) {
+func testComplete(t *testing.T, s store.Store, _ func() store.Store) {
 	_, err := s.CommitPackage(ctx, Package("j", "m1", []string{"A", "B", "C"}, "s1"))
 	require.NoError(t, err)
-	ds, err := s.ClaimDue(ctx, "s1", t0, t0.Add(time.Minute), 10)
+	ds, err := s.ClaimDue(ctx, ownerA, "s1", t0, t0.Add(time.Minute), 10)
 	require.NoError(t, err)
 	require.Len(t, ds, 3)
 	at := t0.Add(time.Second)
-	stale, err := s.Complete(ctx,
+	stale, err := s.Complete(ctx, ownerA,
 		store.Completion{ID: ds[0].ID, Outcome: store.Outcome{State: store.StateDelivered, Status: 200, At: at}},
 		store.Completion{ID: ds[1].ID, Outcome: store.Outcome{State: store.StatePending, NextAt: at.Add(12 * time.Second), Status: 503, Error: "HTTP 503", At: at}})
 	require.NoError(t, err)
 	require.Empty(t, stale)
-	stale, err = s.Complete(ctx, store.Completion{ID: ds[2].ID, Outcome: store.Outcome{State: store.StateDead, Status: 400, Error: "HTTP 400: bad", At: at}},
+	stale, err = s.Complete(ctx, ownerA, store.Completion{ID: ds[2].ID, Outcome: store.Outcome{State: store.StateDead, Status: 400, Error: "HTTP 400: bad", At: at}},
 		store.Completion{ID: ds[0].ID, Outcome: store.Outcome{State: store.StateDead, At: at}})
 	require.NoError(t, err)
 	require.Equal(t, []int64{ds[0].ID}, stale, "only in-flight rows complete; the others in the batch still do")
@@ -175,10 +189,10 @@ func testComplete(t *testing.T, s store.Store) {
 	require.Equal(t, "HTTP 503", byID[ds[1].ID].LastError)
 	require.Equal(t, store.StateDead, byID[ds[2].ID].State)
 
-	retry, err := s.ClaimDue(ctx, "s1", at.Add(11*time.Second), t0.Add(time.Hour), 10)
+	retry, err := s.ClaimDue(ctx, ownerA, "s1", at.Add(11*time.Second), t0.Add(time.Hour), 10)
 	require.NoError(t, err)
 	require.Empty(t, retry, "not before the retry time")
-	retry, err = s.ClaimDue(ctx, "s1", at.Add(12*time.Second), t0.Add(time.Hour), 10)
+	retry, err = s.ClaimDue(ctx, ownerA, "s1", at.Add(12*time.Second), t0.Add(time.Hour), 10)
 	require.NoError(t, err)
 	require.Len(t, retry, 1)
 	require.Equal(t, 2, retry[0].Attempt)
@@ -194,42 +208,98 @@ func testComplete(t *testing.T, s store.Store) {
 	require.Equal(t, map[string]int{store.StatePending: 0, store.StateInFlight: 1, store.StateDelivered: 1, store.StateDead: 1}, counts)
 }
 
-func testRescue(t *testing.T, s store.Store) {
+func testRescue(t *testing.T, s store.Store, _ func() store.Store) {
 	_, err := s.CommitPackage(ctx, Package("j", "m1", []string{"A", "B"}, "s1"))
 	require.NoError(t, err)
-	short, err := s.ClaimDue(ctx, "s1", t0, t0.Add(time.Second), 1)
+	short, err := s.ClaimDue(ctx, ownerA, "s1", t0, t0.Add(time.Second), 1)
 	require.NoError(t, err)
-	long, err := s.ClaimDue(ctx, "s1", t0, t0.Add(time.Hour), 1)
+	long, err := s.ClaimDue(ctx, ownerA, "s1", t0, t0.Add(time.Hour), 1)
 	require.NoError(t, err)
-	n, err := s.Rescue(ctx, t0.Add(2*time.Second), t0.Add(2*time.Second))
+	n, err := s.Rescue(ctx, t0.Add(time.Second))
 	require.NoError(t, err)
-	require.Equal(t, 1, n)
-	again, err := s.ClaimDue(ctx, "s1", t0.Add(2*time.Second), t0.Add(time.Hour), 10)
+	require.Zero(t, n, "a lease is not expired at its last instant")
+	n, err = s.Rescue(ctx, t0.Add(2*time.Second))
+	require.NoError(t, err)
+	require.Equal(t, 1, n, "only the expired lease is taken back")
+	again, err := s.ClaimDue(ctx, ownerB, "s1", t0.Add(2*time.Second), t0.Add(time.Hour), 10)
 	require.NoError(t, err)
 	require.Len(t, again, 1)
 	require.Equal(t, short[0].ID, again[0].ID)
 	require.Equal(t, short[0].Event.ID, again[0].Event.ID)
 	require.Equal(t, 2, again[0].Attempt, "an attempt cut short by a crash still counts")
+	require.Equal(t, ownerB, again[0].LeaseOwner)
 	require.NotEqual(t, long[0].ID, again[0].ID)
 
-	// Taking every lease (a sole process starting up) makes the rows due
-	// now, not at the lease bound.
-	n, err = s.Rescue(ctx, t0.Add(1000*time.Hour), t0.Add(3*time.Second))
+	// A renewed lease is not rescued at its old expiry.
+	n, err = s.RenewLeases(ctx, ownerA, t0.Add(30*time.Minute), t0.Add(2*time.Hour))
 	require.NoError(t, err)
-	require.Equal(t, 2, n)
-	due, err := s.ClaimDue(ctx, "s1", t0.Add(3*time.Second), t0.Add(time.Hour), 10)
+	require.Equal(t, 1, n, "ownerA's one unexpired lease")
+	// An expired lease cannot be renewed: it may be rescued at any moment.
+	n, err = s.RenewLeases(ctx, ownerB, t0.Add(90*time.Minute), t0.Add(3*time.Hour))
 	require.NoError(t, err)
-	require.Len(t, due, 2)
+	require.Zero(t, n)
+	n, err = s.Rescue(ctx, t0.Add(90*time.Minute))
+	require.NoError(t, err)
+	require.Equal(t, 1, n, "ownerB's expired lease; ownerA's renewed one stays")
+	n, err = s.Rescue(ctx, t0.Add(3*time.Hour))
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	due, err := s.ClaimDue(ctx, ownerA, "s1", t0.Add(3*time.Hour), t0.Add(4*time.Hour), 10)
+	require.NoError(t, err)
+	require.Len(t, due, 2, "rescued rows are due at once")
 }
 
-func testReplay(t *testing.T, s store.Store) {
+// testLeasesAcrossProcesses: two handles on one database are two
+// processes. Neither completes, renews or rescues the other's live lease; an
+// expired lease is rescued by either, and its old holder's completion is
+// then refused.
+func testLeasesAcrossProcesses(t *testing.T, a store.Store, open func() store.Store) {
+	b := open()
+	_, err := a.CommitPackage(ctx, Package("j", "m1", []string{"A"}, "s1"))
+	require.NoError(t, err)
+	ds, err := a.ClaimDue(ctx, ownerA, "s1", t0, t0.Add(time.Minute), 10)
+	require.NoError(t, err)
+	require.Len(t, ds, 1)
+	id := ds[0].ID
+	done := store.Completion{ID: id, Outcome: store.Outcome{State: store.StateDelivered, Status: 204, At: t0.Add(time.Second)}}
+
+	stale, err := b.Complete(ctx, ownerB, done)
+	require.NoError(t, err)
+	require.Equal(t, []int64{id}, stale, "another process cannot complete a lease it does not hold")
+	n, err := b.RenewLeases(ctx, ownerB, t0, t0.Add(time.Hour))
+	require.NoError(t, err)
+	require.Zero(t, n)
+	n, err = b.Rescue(ctx, t0.Add(30*time.Second))
+	require.NoError(t, err)
+	require.Zero(t, n, "a live lease is never rescued")
+
+	late := store.Completion{ID: id, Outcome: store.Outcome{State: store.StateDelivered, Status: 204, At: t0.Add(2 * time.Minute)}}
+	stale, err = a.Complete(ctx, ownerA, late)
+	require.NoError(t, err)
+	require.Equal(t, []int64{id}, stale, "a completion after the lease expired is refused")
+
+	n, err = b.Rescue(ctx, t0.Add(2*time.Minute))
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	taken, err := b.ClaimDue(ctx, ownerB, "s1", t0.Add(2*time.Minute), t0.Add(3*time.Minute), 10)
+	require.NoError(t, err)
+	require.Len(t, taken, 1)
+	stale, err = a.Complete(ctx, ownerA, done)
+	require.NoError(t, err)
+	require.Equal(t, []int64{id}, stale, "the old holder's outcome is refused once the row was taken over")
+	stale, err = b.Complete(ctx, ownerB, store.Completion{ID: id, Outcome: store.Outcome{State: store.StateDelivered, Status: 204, At: t0.Add(150 * time.Second)}})
+	require.NoError(t, err)
+	require.Empty(t, stale)
+}
+
+func testReplay(t *testing.T, s store.Store, _ func() store.Store) {
 	_, err := s.CommitPackage(ctx, Package("j", "m1", []string{"A", "B"}, "s1", "s2"))
 	require.NoError(t, err)
 	for _, sub := range []string{"s1", "s2"} {
-		ds, err := s.ClaimDue(ctx, sub, t0, t0.Add(time.Minute), 10)
+		ds, err := s.ClaimDue(ctx, ownerA, sub, t0, t0.Add(time.Minute), 10)
 		require.NoError(t, err)
 		for _, d := range ds {
-			stale, err := s.Complete(ctx, store.Completion{ID: d.ID, Outcome: store.Outcome{State: store.StateDead, Status: 410, At: t0}})
+			stale, err := s.Complete(ctx, ownerA, store.Completion{ID: d.ID, Outcome: store.Outcome{State: store.StateDead, Status: 410, At: t0}})
 			require.NoError(t, err)
 			require.Empty(t, stale)
 		}
@@ -246,7 +316,7 @@ func testReplay(t *testing.T, s store.Store) {
 	n, err = s.Replay(ctx, store.Filter{}, t0.Add(time.Minute))
 	require.NoError(t, err)
 	require.Equal(t, 1, n, "the remaining dead letter")
-	ds, err := s.ClaimDue(ctx, "s1", t0.Add(time.Minute), t0.Add(time.Hour), 10)
+	ds, err := s.ClaimDue(ctx, ownerA, "s1", t0.Add(time.Minute), t0.Add(time.Hour), 10)
 	require.NoError(t, err)
 	require.Len(t, ds, 2)
 	ids := map[string]bool{}
@@ -259,22 +329,26 @@ func testReplay(t *testing.T, s store.Store) {
 	require.Error(t, err)
 }
 
-func testConcurrentClaims(t *testing.T, s store.Store) {
+// testConcurrentClaims claims from two handles (two processes), two
+// goroutines each, until nothing is left: no row is claimed twice.
+func testConcurrentClaims(t *testing.T, s store.Store, open func() store.Store) {
 	var entities []string
 	for i := range 50 {
 		entities = append(entities, fmt.Sprintf("E%d", i))
 	}
 	_, err := s.CommitPackage(ctx, Package("j", "m1", entities, "s1"))
 	require.NoError(t, err)
+	handles := []store.Store{s, open()}
 	var mu sync.Mutex
 	seen := map[int64]int{}
 	var wg sync.WaitGroup
-	for range 4 {
+	for i := range 4 {
+		h, owner := handles[i%2], fmt.Sprintf("instance-%d", i)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for {
-				ds, err := s.ClaimDue(ctx, "s1", t0, t0.Add(time.Minute), 3)
+				ds, err := h.ClaimDue(ctx, owner, "s1", t0, t0.Add(time.Minute), 3)
 				if err != nil {
 					t.Error(err)
 					return
@@ -285,6 +359,9 @@ func testConcurrentClaims(t *testing.T, s store.Store) {
 				mu.Lock()
 				for _, d := range ds {
 					seen[d.ID]++
+					if d.LeaseOwner != owner {
+						t.Errorf("delivery %d claimed by %s reports owner %s", d.ID, owner, d.LeaseOwner)
+					}
 				}
 				mu.Unlock()
 			}
@@ -297,7 +374,7 @@ func testConcurrentClaims(t *testing.T, s store.Store) {
 	}
 }
 
-func testExports(t *testing.T, s store.Store) {
+func testExports(t *testing.T, s store.Store, _ func() store.Store) {
 	_, err := s.OpenExport(ctx, "vendors")
 	require.ErrorIs(t, err, store.ErrNotFound)
 	require.NoError(t, s.StartExport(ctx, store.Export{ExecutionID: "x1", Job: "vendors", StartedAt: t0}))
@@ -321,7 +398,7 @@ func testExports(t *testing.T, s store.Store) {
 	require.ErrorIs(t, s.FinishExport(ctx, "nope", "failed", "", t0), store.ErrNotFound)
 }
 
-func testArtifacts(t *testing.T, s store.Store) {
+func testArtifacts(t *testing.T, s store.Store, _ func() store.Store) {
 	p := Package("j", "m1", []string{"A", "B"}, "s1")
 	p.Artifacts[1].CreatedAt = t0.Add(time.Hour)
 	_, err := s.CommitPackage(ctx, p)
@@ -352,7 +429,7 @@ func testArtifacts(t *testing.T, s store.Store) {
 	require.Equal(t, []string{p.Artifacts[1].Path}, live, "a deleted artifact's file is no longer kept")
 }
 
-func testSettingsAndPauses(t *testing.T, s store.Store) {
+func testSettingsAndPauses(t *testing.T, s store.Store, _ func() store.Store) {
 	_, err := s.Setting(ctx, "k")
 	require.True(t, errors.Is(err, store.ErrNotFound))
 	v, err := s.SetSettingIfAbsent(ctx, "k", "first")
