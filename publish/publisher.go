@@ -102,8 +102,8 @@ type Publisher struct {
 	stopOnce sync.Once
 	cancel   context.CancelFunc // stops claiming
 	abort    context.CancelFunc // cuts attempts short at the shutdown deadline
-	loops    sync.WaitGroup // dispatchers and the rescuer
-	renewer  sync.WaitGroup // the lease renewer, which outlives them until attempts end
+	loops    sync.WaitGroup     // dispatchers and the rescuer
+	renewer  sync.WaitGroup     // the lease renewer, which outlives them until attempts end
 	inflight sync.WaitGroup
 }
 
