@@ -247,6 +247,9 @@ func mustAffect(res sql.Result, err error) error {
 // StartExport implements Store.
 func (s *SQLite) StartExport(ctx context.Context, e Export) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
+		if err := checkLease(ctx, tx, e.Lease, e.StartedAt); err != nil {
+			return err
+		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO package_exports (execution_id, job, state, started_at, updated_at) VALUES (?, ?, 'started', ?, ?)`,
 			e.ExecutionID, e.Job, ms(e.StartedAt), ms(e.StartedAt))
 		return err
@@ -297,6 +300,10 @@ func (s *SQLite) CommitPackage(ctx context.Context, p Package) ([]Event, error) 
 	defer conn.ExecContext(context.WithoutCancel(ctx), `PRAGMA synchronous = NORMAL`) //nolint:errcheck
 	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkLease(ctx, tx, p.Lease, p.At); err != nil {
+		_ = tx.Rollback()
 		return nil, err
 	}
 	events, err := commitPackage(ctx, tx, p)

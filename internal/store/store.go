@@ -50,8 +50,26 @@ type Store interface {
 	// MarkAcked records that the source message was acknowledged.
 	MarkAcked(ctx context.Context, job, messageID string, at time.Time) error
 
+	// AcquireJobLease takes job's lease for owner until until: when no one
+	// holds it, when it expired, or when owner held it before (a new token
+	// each time). Otherwise a *LeaseHeldError (ErrLeaseHeld) names the
+	// holder. Runs left running by a previous holder become abandoned.
+	AcquireJobLease(ctx context.Context, job, owner string, now, until time.Time) (JobLease, error)
+	// RenewJobLease extends a lease still held at now; ErrLeaseLost if not.
+	RenewJobLease(ctx context.Context, l JobLease, now, until time.Time) (JobLease, error)
+	// ReleaseJobLease gives a held lease up (nothing when it was lost).
+	ReleaseJobLease(ctx context.Context, l JobLease) error
+	// JobLeases returns the leases held at now, by job.
+	JobLeases(ctx context.Context, now time.Time) (map[string]JobLease, error)
+	// StartRun records a run starting and returns its id; FinishRun records
+	// how it ended; Runs lists job's runs, newest first.
+	StartRun(ctx context.Context, r Run) (int64, error)
+	FinishRun(ctx context.Context, r Run) error
+	Runs(ctx context.Context, job string, limit int) ([]Run, error)
+
 	// StartExport records a package export before it is started in FinOps,
-	// so a restart resumes it instead of starting another.
+	// so a restart resumes it instead of starting another. With e.Lease set
+	// it is refused (ErrLeaseLost) unless that lease is still held.
 	StartExport(ctx context.Context, e Export) error
 	// OpenExport returns job's unfinished export, or ErrNotFound.
 	OpenExport(ctx context.Context, job string) (*Export, error)
@@ -61,7 +79,8 @@ type Store interface {
 	// CommitPackage stores, in one transaction, a package's source message
 	// record, its artifacts, its events (assigning ControlNumbers) and their
 	// deliveries, and closes its export when ExecutionID is set. It is
-	// durable when it returns. ErrDuplicate when the message was recorded.
+	// durable when it returns. ErrDuplicate when the message was recorded;
+	// ErrLeaseLost when p.Lease is set and no longer held at p.At.
 	CommitPackage(ctx context.Context, p Package) ([]Event, error)
 
 	// ClaimDue moves up to limit due pending deliveries of subscription to
@@ -138,6 +157,7 @@ type Export struct {
 	StartedAt   time.Time
 	UpdatedAt   time.Time
 	LastError   string
+	Lease       *JobLease // fences StartExport
 }
 
 // Artifact is a converted file.
@@ -180,6 +200,7 @@ type Package struct {
 	MessageID   string
 	Keys        MessageKeys
 	ExecutionID string // set for package exports: the export is closed as committed
+	Lease       *JobLease // when set, the commit is refused unless it is still held
 	Artifacts   []Artifact
 	Events      []NewEvent
 	At          time.Time

@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/exportbridge/exportbridge/internal/fault"
 	"github.com/exportbridge/exportbridge/internal/store"
 )
 
@@ -54,6 +55,9 @@ func Run(t *testing.T, open Opener) {
 		"ReplayKeepsEventID":           testReplay,
 		"ConcurrentClaimsNeverShare":   testConcurrentClaims,
 		"LeasesAcrossProcesses":        testLeasesAcrossProcesses,
+		"OneJobLeaseHolderAtATime":     testOneJobLeaseHolder,
+		"JobLeaseTakeoverFencesWrites": testJobLeaseFencing,
+		"RunHistory":                   testRunHistory,
 		"Exports":                      testExports,
 		"Artifacts":                    testArtifacts,
 		"SettingsAndPauses":            testSettingsAndPauses,
@@ -452,4 +456,118 @@ func testSettingsAndPauses(t *testing.T, s store.Store, _ func() store.Store) {
 	require.NoError(t, err)
 	require.Empty(t, p)
 	require.NoError(t, s.Ping(ctx))
+}
+
+// testOneJobLeaseHolder: two processes (two handles) race for one job's
+// lease, many times over: exactly one wins each round.
+func testOneJobLeaseHolder(t *testing.T, a store.Store, open func() store.Store) {
+	b := open()
+	for round := range 20 {
+		job := fmt.Sprintf("job-%d", round)
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		won := map[string]int64{}
+		held := 0
+		for i, h := range []store.Store{a, b, a, b} {
+			owner := fmt.Sprintf("instance-%d", i)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				l, err := h.AcquireJobLease(ctx, job, owner, t0, t0.Add(time.Minute))
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case err == nil:
+					won[owner] = l.Token
+				case errors.Is(err, store.ErrLeaseHeld):
+					held++
+				default:
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+		require.Len(t, won, 1, "round %d: exactly one holder, got %v", round, won)
+		require.Equal(t, 3, held)
+	}
+}
+
+// testJobLeaseFencing: a lease is held until it expires; then another
+// process takes it over with a new token, and the old holder's renewals,
+// exports and commits are refused inside their transactions.
+func testJobLeaseFencing(t *testing.T, a store.Store, open func() store.Store) {
+	b := open()
+	la, err := a.AcquireJobLease(ctx, "j", ownerA, t0, t0.Add(time.Minute))
+	require.NoError(t, err)
+	_, err = b.AcquireJobLease(ctx, "j", ownerB, t0.Add(30*time.Second), t0.Add(2*time.Minute))
+	var held *store.LeaseHeldError
+	require.ErrorAs(t, err, &held)
+	require.Equal(t, ownerA, held.Owner)
+	require.Equal(t, t0.Add(time.Minute), held.ExpiresAt)
+	la, err = a.RenewJobLease(ctx, la, t0.Add(50*time.Second), t0.Add(2*time.Minute))
+	require.NoError(t, err, "a live holder renews")
+	require.Equal(t, t0.Add(2*time.Minute), la.ExpiresAt)
+	leases, err := b.JobLeases(ctx, t0.Add(time.Minute))
+	require.NoError(t, err)
+	require.Equal(t, ownerA, leases["j"].Owner)
+
+	// A stalls past its lease; B takes the job over.
+	lb, err := b.AcquireJobLease(ctx, "j", ownerB, t0.Add(3*time.Minute), t0.Add(4*time.Minute))
+	require.NoError(t, err)
+	require.Greater(t, lb.Token, la.Token, "a new holder, a new token")
+	_, err = a.RenewJobLease(ctx, la, t0.Add(3*time.Minute), t0.Add(5*time.Minute))
+	require.ErrorIs(t, err, store.ErrLeaseLost)
+	require.True(t, fault.IsEnvironment(err))
+
+	p := Package("j", "m1", []string{"A"}, "s1")
+	p.At, p.Lease = t0.Add(3*time.Minute), &la
+	_, err = a.CommitPackage(ctx, p)
+	require.ErrorIs(t, err, store.ErrLeaseLost, "the old holder's commit is refused")
+	_, err = a.FindMessage(ctx, "j", p.Keys)
+	require.ErrorIs(t, err, store.ErrNotFound, "and nothing of it was written")
+	err = a.StartExport(ctx, store.Export{ExecutionID: "x1", Job: "j", StartedAt: t0.Add(3 * time.Minute), Lease: &la})
+	require.ErrorIs(t, err, store.ErrLeaseLost)
+
+	p.Lease = &lb
+	_, err = b.CommitPackage(ctx, p)
+	require.NoError(t, err, "the holder commits")
+	require.NoError(t, b.StartExport(ctx, store.Export{ExecutionID: "x2", Job: "j", StartedAt: t0.Add(3 * time.Minute), Lease: &lb}))
+
+	// Released, the lease is free at once.
+	require.NoError(t, b.ReleaseJobLease(ctx, lb))
+	la2, err := a.AcquireJobLease(ctx, "j", ownerA, t0.Add(3*time.Minute), t0.Add(4*time.Minute))
+	require.NoError(t, err)
+	require.Greater(t, la2.Token, lb.Token)
+}
+
+// testRunHistory: runs are recorded from start to end, and a run whose
+// process lost the job to another is marked abandoned.
+func testRunHistory(t *testing.T, a store.Store, open func() store.Store) {
+	b := open()
+	_, err := a.AcquireJobLease(ctx, "j", ownerA, t0, t0.Add(time.Minute))
+	require.NoError(t, err)
+	id1, err := a.StartRun(ctx, store.Run{Job: "j", Owner: ownerA, StartedAt: t0})
+	require.NoError(t, err)
+	require.NoError(t, a.FinishRun(ctx, store.Run{ID: id1, FinishedAt: t0.Add(time.Second), Outcome: "ok", Packages: 2, Duplicates: 1, Events: 6}))
+	id2, err := a.StartRun(ctx, store.Run{Job: "j", Owner: ownerA, StartedAt: t0.Add(2 * time.Second)})
+	require.NoError(t, err)
+
+	runs, err := b.Runs(ctx, "j", 10)
+	require.NoError(t, err)
+	require.Len(t, runs, 2)
+	require.Equal(t, id2, runs[0].ID, "newest first")
+	require.Equal(t, store.RunRunning, runs[0].Outcome)
+	require.Equal(t, store.Run{ID: id1, Job: "j", Owner: ownerA, StartedAt: t0, FinishedAt: t0.Add(time.Second), Outcome: "ok",
+		Packages: 2, Duplicates: 1, Events: 6}, runs[1])
+
+	// ownerA dies; ownerB takes the job over after the lease expired.
+	_, err = b.AcquireJobLease(ctx, "j", ownerB, t0.Add(2*time.Minute), t0.Add(3*time.Minute))
+	require.NoError(t, err)
+	runs, err = b.Runs(ctx, "j", 1)
+	require.NoError(t, err)
+	require.Equal(t, store.RunAbandoned, runs[0].Outcome)
+	require.Equal(t, t0.Add(2*time.Minute), runs[0].FinishedAt)
+	none, err := b.Runs(ctx, "other", 10)
+	require.NoError(t, err)
+	require.Empty(t, none)
 }
