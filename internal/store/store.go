@@ -199,7 +199,7 @@ type Package struct {
 	Job         string
 	MessageID   string
 	Keys        MessageKeys
-	ExecutionID string // set for package exports: the export is closed as committed
+	ExecutionID string    // set for package exports: the export is closed as committed
 	Lease       *JobLease // when set, the commit is refused unless it is still held
 	Artifacts   []Artifact
 	Events      []NewEvent
