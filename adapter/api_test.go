@@ -166,3 +166,30 @@ func TestAPIIsOffWithoutToken(t *testing.T) {
 	startDaemon(t, e)
 	require.Equal(t, http.StatusNotFound, call(t, e, "GET", "/api/jobs", "", nil))
 }
+
+// TestJobHistorySurvivesRestarts: /api/jobs reads runs and leases from the
+// store, so another process (or the next start) answers the same.
+func TestJobHistorySurvivesRestarts(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, finopssim.Config{}, nil)
+	e.sim.EnqueueSample(testActivity)
+	first, err := StartApp(context.Background(), e.cfg, zerolog.Nop(), AppOptions{})
+	require.NoError(t, err)
+	_, err = first.Runner.Run(context.Background(), "customer-groups", nil)
+	require.NoError(t, err)
+	require.NoError(t, first.Stop(context.Background()))
+
+	second := startDaemon(t, e)
+	require.NotEqual(t, first.Instance, second.Instance)
+	var jobs []jobView
+	require.Equal(t, http.StatusOK, call(t, e, "GET", "/api/jobs", "test-admin-token", &jobs))
+	require.Len(t, jobs, 2)
+	last := jobs[0].LastRun
+	require.NotNil(t, last)
+	require.Equal(t, first.Instance, last.Process)
+	require.Equal(t, "ok", last.Outcome)
+	require.Equal(t, 1, last.Packages)
+	require.Equal(t, 3, last.Events)
+	require.False(t, jobs[0].Running)
+	require.Nil(t, jobs[1].LastRun, "vendors never ran")
+}

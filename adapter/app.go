@@ -127,7 +127,7 @@ func StartApp(ctx context.Context, cfg *Config, log zerolog.Logger, opts AppOpti
 	}
 	a.Pub = publish.New(publish.Config{Owner: a.Instance, LeaseTTL: cfg.Store.LeaseTTL}, st, subs, a.signer, log,
 		publish.WithObserver(a.Metrics), publish.WithAttemptHook(func() { maybeCrash(fpDuringDeliver) }))
-	if a.Runner, err = NewRunner(cfg, st, subs, a.Pub.Notify, a.Metrics, log); err != nil {
+	if a.Runner, err = NewRunner(cfg, st, subs, a.Pub.Notify, a.Metrics, a.Instance, log); err != nil {
 		return nil, err
 	}
 	if opts.Schedule {

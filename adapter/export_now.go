@@ -77,7 +77,7 @@ func ExportNow(ctx context.Context, cfg *Config, log zerolog.Logger, opt ExportN
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			res, err := app.Runner.Run(ctx, name, prog)
+			res, err := runWhenFree(ctx, app, name, prog, log)
 			mu.Lock()
 			defer mu.Unlock()
 			results[name], runErrs[name] = res, err
@@ -99,6 +99,31 @@ func ExportNow(ctx context.Context, cfg *Config, log zerolog.Logger, opt ExportN
 	}
 	prog.Close()
 	return summarize(opt.Out, names, results, runErrs, deliveries, opt.NoWait)
+}
+
+// runWhenFree runs the job, first waiting while another process holds its
+// lease (a daemon running it now, or one that died, whose lease expires).
+func runWhenFree(ctx context.Context, app *App, name string, prog Progress, log zerolog.Logger) (*RunResult, error) {
+	said := false
+	for {
+		res, err := app.Runner.Run(ctx, name, prog)
+		var held *store.LeaseHeldError
+		if !errors.As(err, &held) {
+			return res, err
+		}
+		if !said {
+			log.Info().Str("job", name).Str("held_by", held.Owner).Time("lease_until", held.ExpiresAt).
+				Msg("the job is running in another process: waiting for it to finish")
+			said = true
+		}
+		t := time.NewTimer(min(app.cfg.Store.LeaseTTL/3, time.Second))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("%w (gave up waiting: %w)", err, ctx.Err())
+		case <-t.C:
+		}
+	}
 }
 
 func openEventIDs(ctx context.Context, st store.Store) ([]string, error) {

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -98,22 +99,56 @@ func (a *App) ready(w http.ResponseWriter, r *http.Request) {
 }
 
 type jobView struct {
-	Name      string     `json:"name"`
-	Kind      string     `json:"kind"`
-	Schedule  string     `json:"schedule"`
-	NextRun   *time.Time `json:"next_run,omitempty"`
-	Running   bool       `json:"running"`
-	LastRun   *RunResult `json:"last_run,omitempty"`
-	LastError string     `json:"last_error,omitempty"`
+	Name     string     `json:"name"`
+	Kind     string     `json:"kind"`
+	Schedule string     `json:"schedule"`
+	NextRun  *time.Time `json:"next_run,omitempty"`
+	// Running and RunningIn come from the job's lease in the store: the same
+	// answer from every process that shares it.
+	Running   bool   `json:"running"`
+	RunningIn string `json:"running_in,omitempty"`
+	// LastRun is the newest finished run, from the store's run history.
+	LastRun   *runView `json:"last_run,omitempty"`
+	LastError string   `json:"last_error,omitempty"`
 }
 
-func (a *App) apiJobs(w http.ResponseWriter, _ *http.Request) {
+type runView struct {
+	ID         int64     `json:"id"`
+	Process    string    `json:"process"`
+	Started    time.Time `json:"started"`
+	Finished   time.Time `json:"finished"`
+	Outcome    string    `json:"outcome"`
+	Packages   int       `json:"packages"`
+	Duplicates int       `json:"duplicates"`
+	Events     int       `json:"events"`
+	Error      string    `json:"error,omitempty"`
+}
+
+func (a *App) apiJobs(w http.ResponseWriter, r *http.Request) {
+	leases, err := a.Store.JobLeases(r.Context(), time.Now())
+	if err != nil {
+		apiError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
 	out := []jobView{}
 	for _, j := range a.cfg.Jobs {
-		st, _ := a.Runner.Status(j.Name)
-		v := jobView{Name: j.Name, Kind: j.Kind, Schedule: j.Schedule, Running: st.Running, LastRun: st.Last}
-		if st.Last != nil {
-			v.LastError = redact.String(st.Last.Error)
+		v := jobView{Name: j.Name, Kind: j.Kind, Schedule: j.Schedule}
+		if l, ok := leases[j.Name]; ok {
+			v.Running, v.RunningIn = true, l.Owner
+		}
+		runs, err := a.Store.Runs(r.Context(), j.Name, 5)
+		if err != nil {
+			apiError(w, http.StatusInternalServerError, err.Error())
+			return
+		}
+		for _, run := range runs {
+			if run.Outcome == store.RunRunning {
+				continue
+			}
+			v.LastRun = &runView{ID: run.ID, Process: run.Owner, Started: run.StartedAt, Finished: run.FinishedAt, Outcome: run.Outcome,
+				Packages: run.Packages, Duplicates: run.Duplicates, Events: run.Events, Error: redact.String(run.Error)}
+			v.LastError = v.LastRun.Error
+			break
 		}
 		if a.Sched != nil {
 			if next := a.Sched.Next(j.Name); !next.IsZero() {
@@ -129,12 +164,17 @@ func (a *App) apiJobs(w http.ResponseWriter, _ *http.Request) {
 // hours) and answers 202; ?wait=true waits for it.
 func (a *App) apiRunJob(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	if _, ok := a.Runner.Status(name); !ok {
+	if !a.Runner.Has(name) {
 		apiError(w, http.StatusNotFound, "no such job")
 		return
 	}
-	if st, _ := a.Runner.Status(name); st.Running {
-		apiError(w, http.StatusConflict, "job is already running")
+	leases, err := a.Store.JobLeases(r.Context(), time.Now())
+	if err != nil {
+		apiError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	if l, held := leases[name]; held {
+		apiError(w, http.StatusConflict, fmt.Sprintf("job is already running, in %s", l.Owner))
 		return
 	}
 	if r.URL.Query().Get("wait") == "true" {

@@ -66,7 +66,10 @@ type RunResult struct {
 // Runner runs jobs: source → download → convert → commit → ack. The
 // daemon's schedule, export-now and the API all go through Run.
 type Runner struct {
-	cfg     *Config
+	// instance names this process on job leases; leaseTTL is their length.
+	instance string
+	leaseTTL time.Duration
+	cfg      *Config
 	st      store.Store
 	subs    []*publish.Subscription
 	notify  func()
@@ -83,8 +86,9 @@ type jobRunner struct {
 	exp   *exporter.Exporter
 
 	statusMu sync.Mutex
-	last     *RunResult
-	running  bool
+	// lease is the job lease of the run in progress, renewed while it runs;
+	// commits carry it so the store can refuse them once it is lost.
+	lease *store.JobLease
 	// envFault is the last run's error when the environment caused it (disk
 	// full, I/O error, store gone); readiness reports it until a run ends
 	// cleanly.
@@ -92,9 +96,10 @@ type jobRunner struct {
 }
 
 // NewRunner builds the runner and one FinOps client per connection.
-func NewRunner(cfg *Config, st store.Store, subs []*publish.Subscription, notify func(), m *Metrics, log zerolog.Logger) (*Runner, error) {
-	r := &Runner{cfg: cfg, st: st, subs: subs, notify: notify, metrics: m, log: log.With().Str("component", "runner").Logger(),
-		now: time.Now, jobs: map[string]*jobRunner{}}
+// instance names this process on the job leases it takes.
+func NewRunner(cfg *Config, st store.Store, subs []*publish.Subscription, notify func(), m *Metrics, instance string, log zerolog.Logger) (*Runner, error) {
+	r := &Runner{instance: instance, leaseTTL: cfg.Store.LeaseTTL, cfg: cfg, st: st, subs: subs, notify: notify, metrics: m,
+		log: log.With().Str("component", "runner").Logger(), now: time.Now, jobs: map[string]*jobRunner{}}
 	clients := map[string]*finops.Client{}
 	for name, cc := range cfg.Connections {
 		c, err := finops.New(cc, log)
@@ -121,21 +126,10 @@ func NewRunner(cfg *Config, st store.Store, subs []*publish.Subscription, notify
 	return r, nil
 }
 
-// JobStatus is a job's state for the API.
-type JobStatus struct {
-	Running bool       `json:"running"`
-	Last    *RunResult `json:"last_run,omitempty"`
-}
-
-// Status returns the state of job name.
-func (r *Runner) Status(name string) (JobStatus, bool) {
-	jr, ok := r.jobs[name]
-	if !ok {
-		return JobStatus{}, false
-	}
-	jr.statusMu.Lock()
-	defer jr.statusMu.Unlock()
-	return JobStatus{Running: jr.running, Last: jr.last}, true
+// Has reports whether name is a configured job.
+func (r *Runner) Has(name string) bool {
+	_, ok := r.jobs[name]
+	return ok
 }
 
 // EnvironmentFaults returns, per job, the error of its last run when the
@@ -152,7 +146,14 @@ func (r *Runner) EnvironmentFaults() map[string]string {
 	return out
 }
 
-// Run runs job name once. It returns ErrJobRunning if the job is running.
+// Run runs job name once. It returns ErrJobRunning if the job is running,
+// in this process or (wrapping a *store.LeaseHeldError that names it) in
+// another process on the same store.
+//
+// The run holds the job's lease in the store, renewed every third of its
+// length; if the lease is lost (this process stalled past it and another
+// took the job over) the run is cancelled with store.ErrLeaseLost, and the
+// store refuses its commits.
 func (r *Runner) Run(ctx context.Context, name string, prog Progress) (*RunResult, error) {
 	jr, ok := r.jobs[name]
 	if !ok {
@@ -165,17 +166,37 @@ func (r *Runner) Run(ctx context.Context, name string, prog Progress) (*RunResul
 	if prog == nil {
 		prog = noProgress{}
 	}
-	res := &RunResult{Job: name, Started: r.now()}
-	jr.statusMu.Lock()
-	jr.running = true
-	jr.statusMu.Unlock()
 	log := r.log.With().Str("job", name).Logger()
-	var err error
+	now := r.now()
+	lease, err := r.st.AcquireJobLease(ctx, name, r.instance, now, now.Add(r.leaseTTL))
+	if errors.Is(err, store.ErrLeaseHeld) {
+		return nil, fmt.Errorf("%w: %w", ErrJobRunning, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("job %s: taking its lease: %w", name, err)
+	}
+	res := &RunResult{Job: name, Started: now}
+	runID, err := r.st.StartRun(ctx, store.Run{Job: name, Owner: r.instance, StartedAt: now})
+	if err != nil {
+		_ = r.st.ReleaseJobLease(context.WithoutCancel(ctx), lease)
+		return nil, fmt.Errorf("job %s: recording the run: %w", name, err)
+	}
+	jr.statusMu.Lock()
+	jr.lease = &lease
+	jr.statusMu.Unlock()
+	runCtx, stopRenewing := r.holdLease(ctx, jr, log)
 	switch jr.cfg.Kind {
 	case KindDequeue:
-		err = r.runDequeue(ctx, jr, res, prog, log)
+		err = r.runDequeue(runCtx, jr, res, prog, log)
 	case KindPackageExport:
-		err = r.runExport(ctx, jr, res, prog, log)
+		err = r.runExport(runCtx, jr, res, prog, log)
+	}
+	if cause := context.Cause(runCtx); err != nil && errors.Is(cause, store.ErrLeaseLost) {
+		err = fmt.Errorf("job %s: %w (another process took the job over; this run stopped)", name, cause)
+	}
+	held := stopRenewing()
+	if err2 := r.st.ReleaseJobLease(context.WithoutCancel(ctx), held); err2 != nil {
+		log.Warn().Err(err2).Msg("releasing the job lease failed; it expires by itself")
 	}
 	res.Finished = r.now()
 	result := "ok"
@@ -193,8 +214,12 @@ func (r *Runner) Run(ctx context.Context, name string, prog Progress) (*RunResul
 		res.Error = err.Error()
 	}
 	r.metrics.run(name, result)
+	if err2 := r.st.FinishRun(context.WithoutCancel(ctx), store.Run{ID: runID, FinishedAt: res.Finished, Outcome: result,
+		Packages: res.Packages, Duplicates: res.Duplicates, Events: len(res.Events), Error: res.Error}); err2 != nil {
+		log.Warn().Err(err2).Msg("recording the end of the run failed")
+	}
 	jr.statusMu.Lock()
-	jr.running, jr.last = false, res
+	jr.lease = nil
 	if result != "cancelled" {
 		jr.envFault = envFault
 	}
@@ -203,6 +228,72 @@ func (r *Runner) Run(ctx context.Context, name string, prog Progress) (*RunResul
 		return res, err
 	}
 	return res, nil
+}
+
+// holdLease renews the run's job lease every third of its length until the
+// returned stop is called (which returns the lease as last held). Losing the
+// lease cancels the run's context with store.ErrLeaseLost.
+func (r *Runner) holdLease(ctx context.Context, jr *jobRunner, log zerolog.Logger) (context.Context, func() store.JobLease) {
+	runCtx, cancel := context.WithCancelCause(ctx)
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		t := time.NewTicker(r.leaseTTL / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-runCtx.Done():
+				return
+			case <-t.C:
+			}
+			if err := r.renewLease(runCtx, jr); err != nil && runCtx.Err() == nil {
+				if errors.Is(err, store.ErrLeaseLost) {
+					log.Error().Err(err).Msg("job lease lost: stopping the run; the process now holding the job does the work")
+					cancel(err)
+					return
+				}
+				log.Warn().Err(err).Msg("renewing the job lease failed; trying again")
+			}
+		}
+	}()
+	return runCtx, func() store.JobLease {
+		close(done)
+		<-stopped
+		cancel(nil)
+		jr.statusMu.Lock()
+		defer jr.statusMu.Unlock()
+		return *jr.lease
+	}
+}
+
+// renewLease extends the run's job lease; ErrLeaseLost when it is gone.
+func (r *Runner) renewLease(ctx context.Context, jr *jobRunner) error {
+	jr.statusMu.Lock()
+	l := *jr.lease
+	jr.statusMu.Unlock()
+	now := r.now()
+	renewed, err := r.st.RenewJobLease(ctx, l, now, now.Add(r.leaseTTL))
+	if err != nil {
+		return err
+	}
+	jr.statusMu.Lock()
+	jr.lease = &renewed
+	jr.statusMu.Unlock()
+	return nil
+}
+
+// currentLease is the run's job lease, for fencing its writes.
+func (jr *jobRunner) currentLease() *store.JobLease {
+	jr.statusMu.Lock()
+	defer jr.statusMu.Unlock()
+	if jr.lease == nil {
+		return nil
+	}
+	l := *jr.lease
+	return &l
 }
 
 func (r *Runner) runDequeue(ctx context.Context, jr *jobRunner, res *RunResult, prog Progress, log zerolog.Logger) error {
@@ -308,8 +399,11 @@ func (r *Runner) recognised(ctx context.Context, job string, keys store.MessageK
 // ErrNotAcknowledged: FinOps redelivers the message in about 30 minutes, it
 // is recognised, and only acknowledged then.
 func (r *Runner) ack(ctx context.Context, jr *jobRunner, m *dequeue.Message, recordedAs string, log zerolog.Logger) error {
-	if err := r.st.Ping(ctx); err != nil {
-		return fmt.Errorf("job %s: message %s: store not confirmed, not acknowledging: %w", jr.cfg.Name, m.CorrelationID, err)
+	// Renewing the lease is a write to the store: it confirms both that the
+	// store is the database the commit went to and that this process still
+	// holds the job.
+	if err := r.renewLease(ctx, jr); err != nil {
+		return fmt.Errorf("job %s: message %s: store or job lease not confirmed, not acknowledging: %w", jr.cfg.Name, m.CorrelationID, err)
 	}
 	if err := jr.queue.Ack(ctx, m); err != nil {
 		return fmt.Errorf("job %s: message %s: %w: %w", jr.cfg.Name, m.CorrelationID, ErrNotAcknowledged, err)
@@ -331,7 +425,7 @@ func (r *Runner) runExport(ctx context.Context, jr *jobRunner, res *RunResult, p
 		started = r.now()
 		id = exporter.NewExecutionID(job.Name, started)
 		// Remember the export before starting it, so a restart resumes it.
-		if err := r.st.StartExport(ctx, store.Export{ExecutionID: id, Job: job.Name, StartedAt: started}); err != nil {
+		if err := r.st.StartExport(ctx, store.Export{ExecutionID: id, Job: job.Name, StartedAt: started, Lease: jr.currentLease()}); err != nil {
 			return fmt.Errorf("job %s: recording export: %w", job.Name, err)
 		}
 		if err := r.startExport(ctx, jr, spec, id, res, prog, log); err != nil {
@@ -488,8 +582,10 @@ func (r *Runner) convert(ctx context.Context, job JobConfig, src publish.Source,
 	return p, nil
 }
 
-// commit stores the package and wakes the publisher.
+// commit stores the package, fenced by the run's job lease, and wakes the
+// publisher.
 func (r *Runner) commit(ctx context.Context, p store.Package, res *RunResult, prog Progress, log zerolog.Logger) error {
+	p.Lease = r.jobs[p.Job].currentLease()
 	// The commit must not be abandoned halfway because shutdown began: it
 	// is short, and what it records is what makes the ack safe.
 	evs, err := r.st.CommitPackage(context.WithoutCancel(ctx), p)

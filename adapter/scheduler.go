@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/exportbridge/exportbridge/internal/store"
 	"github.com/robfig/cron/v3"
 	"github.com/rs/zerolog"
 )
@@ -58,6 +59,10 @@ func (s *Scheduler) fire(job JobConfig) {
 	}
 	res, err := s.runner.Run(ctx, job.Name, nil)
 	switch {
+	case errors.Is(err, store.ErrLeaseHeld):
+		// Every daemon on the store ticks; one runs the job. Quiet: this is
+		// the normal state of all but one of them.
+		s.log.Debug().Str("job", job.Name).Err(err).Msg("the job runs in another process: this tick is skipped")
 	case errors.Is(err, ErrJobRunning):
 		s.log.Info().Str("job", job.Name).Msg("previous run still going: this tick is skipped")
 	case err != nil && ctx.Err() == nil:
