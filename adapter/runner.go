@@ -70,13 +70,13 @@ type Runner struct {
 	instance string
 	leaseTTL time.Duration
 	cfg      *Config
-	st      store.Store
-	subs    []*publish.Subscription
-	notify  func()
-	metrics *Metrics
-	log     zerolog.Logger
-	now     func() time.Time
-	jobs    map[string]*jobRunner
+	st       store.Store
+	subs     []*publish.Subscription
+	notify   func()
+	metrics  *Metrics
+	log      zerolog.Logger
+	now      func() time.Time
+	jobs     map[string]*jobRunner
 }
 
 type jobRunner struct {
