@@ -93,7 +93,7 @@ func StartApp(ctx context.Context, cfg *Config, log zerolog.Logger, opts AppOpti
 	if err := checkStoreNotLost(cfg); err != nil {
 		return nil, err
 	}
-	st, err := store.OpenSQLite(ctx, cfg.Store.DSN)
+	st, err := store.Open(ctx, cfg.Store)
 	if err != nil {
 		return nil, err
 	}

@@ -22,7 +22,7 @@ type DeliveryQuery struct {
 // ListDeliveries prints deliveries from the store (the CLI mirror of GET
 // /api/deliveries; it works whether or not the daemon runs).
 func ListDeliveries(ctx context.Context, cfg *Config, q DeliveryQuery, w io.Writer) error {
-	st, err := store.OpenSQLite(ctx, cfg.Store.DSN)
+	st, err := store.Open(ctx, cfg.Store)
 	if err != nil {
 		return err
 	}
@@ -54,7 +54,7 @@ func ReplayDeliveries(ctx context.Context, cfg *Config, q DeliveryQuery) (int, e
 	if q.State != store.StateDead && q.State != store.StateDelivered {
 		return 0, fmt.Errorf("%w: --state must be dead or delivered", ErrUsage)
 	}
-	st, err := store.OpenSQLite(ctx, cfg.Store.DSN)
+	st, err := store.Open(ctx, cfg.Store)
 	if err != nil {
 		return 0, err
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/exportbridge/exportbridge/internal/finops"
 	"github.com/exportbridge/exportbridge/internal/finopssim"
 	"github.com/exportbridge/exportbridge/internal/redact"
+	"github.com/exportbridge/exportbridge/internal/store"
 	"github.com/exportbridge/exportbridge/publish"
 )
 
@@ -269,6 +270,14 @@ func TestFailedExportPublishesItsErrors(t *testing.T) {
 	require.Equal(t, "export_failed", b["FailureReason"])
 	require.Contains(t, b["FailureMessage"], "record 42: VENDORGROUP: Vendor group 'X' does not exist.")
 	require.NotContains(t, b, "DownloadURL")
+
+	st, err := store.Open(context.Background(), e.cfg.Store)
+	require.NoError(t, err)
+	defer st.Close()
+	x, err := st.Export(context.Background(), e.sim.Executions()[0].ID)
+	require.NoError(t, err)
+	require.Equal(t, store.ExportFailed, x.State, "a failed export is closed as failed")
+	require.Contains(t, x.LastError, "Vendor group 'X' does not exist.")
 }
 
 // TestPoisonPackagesAreQuarantined: a corrupt zip and a zip-slip package

@@ -21,6 +21,7 @@ import (
 	"github.com/exportbridge/exportbridge/internal/fault"
 	"github.com/exportbridge/exportbridge/internal/files"
 	"github.com/exportbridge/exportbridge/internal/finops"
+	"github.com/exportbridge/exportbridge/internal/redact"
 	"github.com/exportbridge/exportbridge/internal/store"
 	"github.com/exportbridge/exportbridge/publish"
 )
@@ -63,6 +64,21 @@ type RunResult struct {
 	Error      string    `json:"error,omitempty"`
 }
 
+// Ledger is what the runner keeps in the store: the messages and exports it
+// has seen, the packages it commits, its job leases and run history.
+type Ledger interface {
+	FindMessage(ctx context.Context, job string, keys store.MessageKeys) (*store.Message, error)
+	MarkAcked(ctx context.Context, job, messageID string, at time.Time) error
+	StartExport(ctx context.Context, e store.Export) error
+	OpenExport(ctx context.Context, job string) (*store.Export, error)
+	CommitPackage(ctx context.Context, p store.Package) ([]store.Event, error)
+	AcquireJobLease(ctx context.Context, job, owner string, now, until time.Time) (store.JobLease, error)
+	RenewJobLease(ctx context.Context, l store.JobLease, now, until time.Time) (store.JobLease, error)
+	ReleaseJobLease(ctx context.Context, l store.JobLease) error
+	StartRun(ctx context.Context, r store.Run) (int64, error)
+	FinishRun(ctx context.Context, r store.Run) error
+}
+
 // Runner runs jobs: source → download → convert → commit → ack. The
 // daemon's schedule, export-now and the API all go through Run.
 type Runner struct {
@@ -70,7 +86,7 @@ type Runner struct {
 	instance string
 	leaseTTL time.Duration
 	cfg      *Config
-	st       store.Store
+	st       Ledger
 	subs     []*publish.Subscription
 	notify   func()
 	metrics  *Metrics
@@ -97,7 +113,7 @@ type jobRunner struct {
 
 // NewRunner builds the runner and one FinOps client per connection.
 // instance names this process on the job leases it takes.
-func NewRunner(cfg *Config, st store.Store, subs []*publish.Subscription, notify func(), m *Metrics, instance string, log zerolog.Logger) (*Runner, error) {
+func NewRunner(cfg *Config, st Ledger, subs []*publish.Subscription, notify func(), m *Metrics, instance string, log zerolog.Logger) (*Runner, error) {
 	r := &Runner{instance: instance, leaseTTL: cfg.Store.LeaseTTL, cfg: cfg, st: st, subs: subs, notify: notify, metrics: m,
 		log: log.With().Str("component", "runner").Logger(), now: time.Now, jobs: map[string]*jobRunner{}}
 	clients := map[string]*finops.Client{}
@@ -511,7 +527,7 @@ func (r *Runner) commitFailure(ctx context.Context, job JobConfig, src publish.S
 	now := r.now()
 	ev := publish.NewFailed(src, reason, msg, "", "", now)
 	p := store.Package{Job: job.Name, MessageID: src.MessageID, Keys: store.MessageKeys{CorrelationID: src.MessageID}, ExecutionID: src.ExecutionID,
-		At: now, Events: []store.NewEvent{r.route(ev)}}
+		ExportError: redact.Excerpt(msg, 2000), At: now, Events: []store.NewEvent{r.route(ev)}}
 	if err := r.commit(ctx, p, res, prog, log); err != nil && !errors.Is(err, store.ErrDuplicate) {
 		return err
 	}

@@ -13,8 +13,9 @@ import (
 	"github.com/exportbridge/exportbridge/internal/store"
 )
 
-// Store is the part of the store the publisher uses.
-type Store interface {
+// Outbox is the part of the store the publisher delivers from: claims
+// under leases, outcomes, rescue of expired leases, replay and pauses.
+type Outbox interface {
 	ClaimDue(ctx context.Context, owner, subscription string, now, leaseUntil time.Time, limit int) ([]store.Delivery, error)
 	Complete(ctx context.Context, owner string, cs ...store.Completion) (stale []int64, err error)
 	RenewLeases(ctx context.Context, owner string, now, until time.Time) (int, error)
@@ -83,7 +84,7 @@ var ErrStopDeadline = errors.New("publish: shutdown deadline passed; unfinished 
 // the outcome, which is the retry state that survives restarts.
 type Publisher struct {
 	cfg    Config
-	st     Store
+	st     Outbox
 	subs   []*Subscription
 	sender *Sender
 	minter URLMinter
@@ -121,7 +122,7 @@ func WithClock(now func() time.Time) Option { return func(p *Publisher) { p.now 
 func WithAttemptHook(hook func()) Option { return func(p *Publisher) { p.beforeSend = hook } }
 
 // New returns a publisher for subs.
-func New(cfg Config, st Store, subs []*Subscription, minter URLMinter, log zerolog.Logger, opts ...Option) *Publisher {
+func New(cfg Config, st Outbox, subs []*Subscription, minter URLMinter, log zerolog.Logger, opts ...Option) *Publisher {
 	p := &Publisher{cfg: cfg.withDefaults(), st: st, subs: subs, sender: NewSender(), minter: minter,
 		log: log.With().Str("component", "publish").Logger(), now: time.Now, wake: map[string]chan struct{}{},
 		breakers: map[string]*breaker{}, record: make(chan completion, 256), recorded: make(chan struct{})}

@@ -1,6 +1,8 @@
 package store
 
 import (
+	"context"
+	"fmt"
 	"time"
 
 	"github.com/exportbridge/exportbridge/internal/conf"
@@ -18,6 +20,18 @@ type Config struct {
 	// that died is taken over by another (or by the next start) once its
 	// leases expire. Default 30s.
 	LeaseTTL time.Duration `koanf:"lease_ttl"`
+}
+
+// Open opens the store cfg names (defaults applied): the one place that
+// chooses a driver.
+func Open(ctx context.Context, cfg Config) (Store, error) {
+	cfg = cfg.WithDefaults()
+	switch cfg.Driver {
+	case "sqlite":
+		return OpenSQLite(ctx, cfg.DSN)
+	default:
+		return nil, fmt.Errorf("store: unsupported driver %q (supported: \"sqlite\")", cfg.Driver)
+	}
 }
 
 // WithDefaults fills zero fields.

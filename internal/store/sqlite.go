@@ -258,11 +258,20 @@ func (s *SQLite) StartExport(ctx context.Context, e Export) error {
 
 // OpenExport implements Store.
 func (s *SQLite) OpenExport(ctx context.Context, job string) (*Export, error) {
-	row := s.db.QueryRowContext(ctx, `SELECT execution_id, state, started_at, updated_at, last_error FROM package_exports
-		WHERE job = ? AND state = 'started' ORDER BY started_at DESC LIMIT 1`, job)
-	e := Export{Job: job}
+	return scanExport(s.db.QueryRowContext(ctx, `SELECT execution_id, job, state, started_at, updated_at, last_error FROM package_exports
+		WHERE job = ? AND state = 'started' ORDER BY started_at DESC LIMIT 1`, job))
+}
+
+// Export implements Store.
+func (s *SQLite) Export(ctx context.Context, executionID string) (*Export, error) {
+	return scanExport(s.db.QueryRowContext(ctx, `SELECT execution_id, job, state, started_at, updated_at, last_error FROM package_exports
+		WHERE execution_id = ?`, executionID))
+}
+
+func scanExport(row *sql.Row) (*Export, error) {
+	var e Export
 	var started, updated int64
-	if err := row.Scan(&e.ExecutionID, &e.State, &started, &updated, &e.LastError); err != nil {
+	if err := row.Scan(&e.ExecutionID, &e.Job, &e.State, &started, &updated, &e.LastError); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil, ErrNotFound
 		}
@@ -351,7 +360,12 @@ func commitPackage(ctx context.Context, tx *sql.Tx, p Package) ([]Event, error) 
 		out = append(out, ev)
 	}
 	if p.ExecutionID != "" {
-		if _, err := tx.ExecContext(ctx, `UPDATE package_exports SET state = 'committed', updated_at = ? WHERE execution_id = ?`, at, p.ExecutionID); err != nil {
+		state := ExportCommitted
+		if p.ExportError != "" {
+			state = ExportFailed
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE package_exports SET state = ?, last_error = ?, updated_at = ? WHERE execution_id = ?`,
+			state, p.ExportError, at, p.ExecutionID); err != nil {
 			return nil, err
 		}
 	}

@@ -73,6 +73,8 @@ type Store interface {
 	StartExport(ctx context.Context, e Export) error
 	// OpenExport returns job's unfinished export, or ErrNotFound.
 	OpenExport(ctx context.Context, job string) (*Export, error)
+	// Export returns the export executionID, in any state, or ErrNotFound.
+	Export(ctx context.Context, executionID string) (*Export, error)
 	// FinishExport closes an export with state ("committed" or "failed").
 	FinishExport(ctx context.Context, executionID, state, lastError string, at time.Time) error
 
@@ -149,6 +151,13 @@ type Message struct {
 	Acked     time.Time // zero until acknowledged
 }
 
+// Export states.
+const (
+	ExportStarted   = "started"
+	ExportCommitted = "committed"
+	ExportFailed    = "failed"
+)
+
 // Export is a package export in progress or finished.
 type Export struct {
 	ExecutionID string
@@ -199,7 +208,8 @@ type Package struct {
 	Job         string
 	MessageID   string
 	Keys        MessageKeys
-	ExecutionID string    // set for package exports: the export is closed as committed
+	ExecutionID string    // set for package exports: the export is closed, as committed or (with ExportError) failed
+	ExportError string    // why the export failed; it is closed as failed
 	Lease       *JobLease // when set, the commit is refused unless it is still held
 	Artifacts   []Artifact
 	Events      []NewEvent

@@ -394,6 +394,22 @@ func testExports(t *testing.T, s store.Store, _ func() store.Store) {
 	require.NoError(t, err)
 	_, err = s.OpenExport(ctx, "vendors")
 	require.ErrorIs(t, err, store.ErrNotFound, "committing the package closes the export")
+	x1, err := s.Export(ctx, "x1")
+	require.NoError(t, err)
+	require.Equal(t, store.ExportCommitted, x1.State)
+
+	// An export that failed is closed as failed, with its reason.
+	require.NoError(t, s.StartExport(ctx, store.Export{ExecutionID: "x3", Job: "vendors", StartedAt: t0.Add(time.Minute)}))
+	failed := Package("vendors", "x3", nil, "s1")
+	failed.ExecutionID, failed.ExportError = "x3", "package export x3 ended Failed: boom"
+	_, err = s.CommitPackage(ctx, failed)
+	require.NoError(t, err)
+	x3, err := s.Export(ctx, "x3")
+	require.NoError(t, err)
+	require.Equal(t, store.Export{ExecutionID: "x3", Job: "vendors", State: store.ExportFailed, StartedAt: t0.Add(time.Minute), UpdatedAt: t0,
+		LastError: "package export x3 ended Failed: boom"}, *x3)
+	_, err = s.Export(ctx, "nope")
+	require.ErrorIs(t, err, store.ErrNotFound)
 
 	require.NoError(t, s.StartExport(ctx, store.Export{ExecutionID: "x2", Job: "vendors", StartedAt: t0.Add(time.Hour)}))
 	require.NoError(t, s.FinishExport(ctx, "x2", "failed", "Failed: boom", t0.Add(2*time.Hour)))
