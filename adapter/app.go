@@ -34,6 +34,8 @@ type AppOptions struct {
 	// leases are left alone either way: only expired leases are rescued.
 	HTTPOptional bool
 	Registry     *prometheus.Registry // default: a new registry
+	// Failpoint, for the crash tests only, kills the process at that point.
+	Failpoint Failpoint
 }
 
 // App is the wired product: simulator (demo), store, HTTP server, publisher,
@@ -77,7 +79,6 @@ func StartApp(ctx context.Context, cfg *Config, log zerolog.Logger, opts AppOpti
 		a.reg = prometheus.NewRegistry()
 	}
 	a.bg, a.bgCancel = context.WithCancel(context.WithoutCancel(ctx))
-	a.stops = append(a.stops, func(context.Context) error { a.bgCancel(); a.bgWG.Wait(); return nil })
 	defer func() {
 		if err != nil {
 			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.Server.ShutdownTimeout)
@@ -126,10 +127,11 @@ func StartApp(ctx context.Context, cfg *Config, log zerolog.Logger, opts AppOpti
 		log.Info().Str("listen", cfg.Server.Listen).Msg("address in use (is the daemon running?): its server will serve the download links")
 	}
 	a.Pub = publish.New(publish.Config{Owner: a.Instance, LeaseTTL: cfg.Store.LeaseTTL}, st, subs, a.signer, log,
-		publish.WithObserver(a.Metrics), publish.WithAttemptHook(func() { maybeCrash(fpDuringDeliver) }))
+		publish.WithObserver(a.Metrics), publish.WithAttemptHook(func() { opts.Failpoint.reached(fpDuringDeliver) }))
 	if a.Runner, err = NewRunner(cfg, st, subs, a.Pub.Notify, a.Metrics, a.Instance, log); err != nil {
 		return nil, err
 	}
+	a.Runner.failpoint = opts.Failpoint
 	if opts.Schedule {
 		if a.Sched, err = NewScheduler(cfg, a.Runner, log); err != nil {
 			return nil, err
@@ -139,6 +141,9 @@ func StartApp(ctx context.Context, cfg *Config, log zerolog.Logger, opts AppOpti
 		return nil, err
 	}
 	a.stops = append(a.stops, a.Pub.Stop)
+	// Runs started from the API stop before the publisher and the store they
+	// write to, and within the shutdown deadline like everything else.
+	a.stops = append(a.stops, a.stopBackground)
 
 	sweepCtx, sweepCancel := context.WithCancel(context.WithoutCancel(ctx))
 	sweeper := files.NewSweeper(st, cfg.Files, log)
@@ -212,6 +217,20 @@ func (a *App) startHTTP() error {
 		return err
 	})
 	return nil
+}
+
+// stopBackground cancels runs started from the API and waits for them
+// until ctx ends.
+func (a *App) stopBackground(ctx context.Context) error {
+	a.bgCancel()
+	done := make(chan struct{})
+	go func() { a.bgWG.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("runs started from the API still going at the deadline: %w", ctx.Err())
+	}
 }
 
 // storeCheckInterval is how often the daemon confirms its database is still
@@ -289,8 +308,8 @@ func (a *App) Stop(ctx context.Context) error {
 }
 
 // Run runs the daemon until ctx ends, then shuts down gracefully.
-func Run(ctx context.Context, cfg *Config, log zerolog.Logger) error {
-	a, err := StartApp(ctx, cfg, log, AppOptions{Schedule: true})
+func Run(ctx context.Context, cfg *Config, log zerolog.Logger, fp Failpoint) error {
+	a, err := StartApp(ctx, cfg, log, AppOptions{Schedule: true, Failpoint: fp})
 	if err != nil {
 		return err
 	}

@@ -140,9 +140,11 @@ func (j JobConfig) WithDefaults() JobConfig {
 
 var guidRE = regexp.MustCompile(`^\{?[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\}?$`)
 
-// CronParser parses job schedules: 5 fields, an optional leading seconds
-// field, or descriptors such as @every 1m.
-var CronParser = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+// scheduleParser parses job schedules: 5 fields, an optional leading
+// seconds field, or descriptors such as @every 1m.
+func scheduleParser() cron.Parser {
+	return cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+}
 
 // Validate reports problems keyed relative to the job's table.
 func (j JobConfig) Validate(connections map[string]finops.Config) conf.Problems {
@@ -158,7 +160,7 @@ func (j JobConfig) Validate(connections map[string]finops.Config) conf.Problems 
 		ps.Add("connection", "names connection %q, which is not defined under [connections]", j.Connection)
 	}
 	if j.Schedule != "" {
-		if _, err := CronParser.Parse(j.Schedule); err != nil {
+		if _, err := scheduleParser().Parse(j.Schedule); err != nil {
 			ps.Add("schedule", "invalid schedule %q: %v", j.Schedule, err)
 		}
 	}

@@ -30,6 +30,7 @@ type ExportNowOptions struct {
 	Progress bool // draw progress bars (a terminal); otherwise log lines
 	// PollInterval is how often delivery states are read while waiting.
 	PollInterval time.Duration
+	Failpoint    Failpoint // crash tests only
 }
 
 // ExportNow runs the jobs once, in this process, and (unless NoWait) waits
@@ -51,7 +52,7 @@ func ExportNow(ctx context.Context, cfg *Config, log zerolog.Logger, opt ExportN
 	}
 	prog := newProgress(opt.Progress, opt.Out, log)
 	defer prog.Close()
-	app, err := StartApp(ctx, cfg, log, AppOptions{HTTPOptional: true})
+	app, err := StartApp(ctx, cfg, log, AppOptions{HTTPOptional: true, Failpoint: opt.Failpoint})
 	if err != nil {
 		return err
 	}

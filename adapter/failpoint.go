@@ -7,8 +7,8 @@ import (
 
 // FailpointEnv names the environment variable that makes the process kill
 // itself with SIGKILL when it reaches the named point. It exists for the
-// crash tests, which must kill the real binary at exact moments; it has no
-// effect unless set.
+// crash tests, which must kill the real binary at exact moments; main reads
+// it and passes it down (AppOptions.Failpoint); it has no effect unless set.
 const FailpointEnv = "EXPORTBRIDGE_FAILPOINT"
 
 // Failpoint names.
@@ -19,11 +19,12 @@ const (
 	fpWhilePolling  = "while-polling"   // a package export is started and polled
 )
 
-var failpoint = os.Getenv(FailpointEnv)
+// Failpoint is the armed failpoint ("" for none).
+type Failpoint string
 
-// maybeCrash kills the process if the failpoint name is armed.
-func maybeCrash(name string) {
-	if failpoint == name {
+// reached kills the process if name is the armed failpoint.
+func (f Failpoint) reached(name string) {
+	if f != "" && string(f) == name {
 		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
 		select {} // SIGKILL is not deliverable to a handler; wait for it
 	}

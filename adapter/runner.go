@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -19,6 +18,7 @@ import (
 	"github.com/exportbridge/exportbridge/exporter"
 	"github.com/exportbridge/exportbridge/internal/datapackage"
 	"github.com/exportbridge/exportbridge/internal/fault"
+	"github.com/exportbridge/exportbridge/internal/filename"
 	"github.com/exportbridge/exportbridge/internal/files"
 	"github.com/exportbridge/exportbridge/internal/finops"
 	"github.com/exportbridge/exportbridge/internal/redact"
@@ -83,16 +83,17 @@ type Ledger interface {
 // daemon's schedule, export-now and the API all go through Run.
 type Runner struct {
 	// instance names this process on job leases; leaseTTL is their length.
-	instance string
-	leaseTTL time.Duration
-	cfg      *Config
-	st       Ledger
-	subs     []*publish.Subscription
-	notify   func()
-	metrics  *Metrics
-	log      zerolog.Logger
-	now      func() time.Time
-	jobs     map[string]*jobRunner
+	instance  string
+	failpoint Failpoint
+	leaseTTL  time.Duration
+	cfg       *Config
+	st        Ledger
+	subs      []*publish.Subscription
+	notify    func()
+	metrics   *Metrics
+	log       zerolog.Logger
+	now       func() time.Time
+	jobs      map[string]*jobRunner
 }
 
 type jobRunner struct {
@@ -373,7 +374,7 @@ func (r *Runner) handleMessage(ctx context.Context, jr *jobRunner, m *dequeue.Me
 		return fmt.Errorf("job %s: downloading message %s: %w", job.Name, m.CorrelationID, err)
 	}
 	defer os.Remove(dl.Path) // gone already if it was quarantined
-	maybeCrash(fpAfterDownload)
+	r.failpoint.reached(fpAfterDownload)
 	keys.ContentSHA256 = dl.SHA256
 	if dup, err := r.recognised(ctx, job.Name, store.MessageKeys{ContentSHA256: dl.SHA256}); err != nil {
 		return err
@@ -393,7 +394,7 @@ func (r *Runner) handleMessage(ctx context.Context, jr *jobRunner, m *dequeue.Me
 		}
 		return err
 	}
-	maybeCrash(fpAfterCommit)
+	r.failpoint.reached(fpAfterCommit)
 	return r.ack(ctx, jr, m, m.CorrelationID, log)
 }
 
@@ -471,7 +472,7 @@ func (r *Runner) runExport(ctx context.Context, jr *jobRunner, res *RunResult, p
 		r.metrics.poll(job.Name, "ok")
 		log.Debug().Str("status", string(st)).Msg("export status")
 		if polls == 1 {
-			maybeCrash(fpWhilePolling)
+			r.failpoint.reached(fpWhilePolling)
 		}
 	})
 	var fe *exporter.FailedError
@@ -493,7 +494,7 @@ func (r *Runner) runExport(ctx context.Context, jr *jobRunner, res *RunResult, p
 		return fmt.Errorf("job %s: downloading export %s: %w", job.Name, id, err)
 	}
 	defer os.Remove(dl.Path)
-	maybeCrash(fpAfterDownload)
+	r.failpoint.reached(fpAfterDownload)
 	p, err := r.convert(ctx, job, src, dl, store.MessageKeys{CorrelationID: id, ContentSHA256: dl.SHA256}, prog, log)
 	if err != nil {
 		return err
@@ -502,7 +503,7 @@ func (r *Runner) runExport(ctx context.Context, jr *jobRunner, res *RunResult, p
 	if err := r.commit(ctx, p, res, prog, log); err != nil && !errors.Is(err, store.ErrDuplicate) {
 		return err
 	}
-	maybeCrash(fpAfterCommit)
+	r.failpoint.reached(fpAfterCommit)
 	return nil
 }
 
@@ -657,13 +658,7 @@ func (r *Runner) quarantine(job, messageID, path string, move bool) (string, err
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
-	safe := strings.Map(func(c rune) rune {
-		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' {
-			return c
-		}
-		return '_'
-	}, messageID)
-	dst := filepath.Join(dir, r.now().UTC().Format("20060102T150405Z")+"-"+safe+".zip")
+	dst := filepath.Join(dir, r.now().UTC().Format("20060102T150405Z")+"-"+filename.Safe(messageID, "message")+".zip")
 	if move {
 		if err := os.Rename(path, dst); err == nil {
 			return dst, nil

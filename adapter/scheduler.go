@@ -29,7 +29,7 @@ type Scheduler struct {
 // NewScheduler schedules every job that has a schedule.
 func NewScheduler(cfg *Config, runner *Runner, log zerolog.Logger) (*Scheduler, error) {
 	s := &Scheduler{runner: runner, log: log.With().Str("component", "scheduler").Logger(), entries: map[string]cron.EntryID{}}
-	s.c = cron.New(cron.WithParser(CronParser), cron.WithChain(cron.Recover(cronLogger{s.log})))
+	s.c = cron.New(cron.WithParser(scheduleParser()), cron.WithChain(cron.Recover(cronLogger{s.log})))
 	for _, j := range cfg.Jobs {
 		if j.Schedule == "" {
 			continue

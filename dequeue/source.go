@@ -58,12 +58,6 @@ type Message struct {
 	BlobID string `json:"-"`
 }
 
-// Redelivered reports whether FinOps says it handed this message out before.
-func (m *Message) Redelivered() bool {
-	s, _ := m.LastDequeueDateTime.(string)
-	return s != ""
-}
-
 // FileMissing returns FinOps's reason when the message has no file.
 func (m *Message) FileMissing() (string, bool) {
 	if m.IsDownLoadFileExist == nil || *m.IsDownLoadFileExist {

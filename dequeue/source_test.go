@@ -47,7 +47,7 @@ func TestDrainUntilEmpty(t *testing.T) {
 		if m == nil {
 			break
 		}
-		require.False(t, m.Redelivered())
+		require.Nil(t, m.LastDequeueDateTime, "a first delivery has no LastDequeueDateTime")
 		require.NotEmpty(t, m.BlobID)
 		dl, err := src.Download(ctx, m, t.TempDir(), nil)
 		require.NoError(t, err)
@@ -92,7 +92,7 @@ func TestUnackedMessageIsRedeliveredAfterVisibilityTimeout(t *testing.T) {
 	require.NotNil(t, again)
 	require.Equal(t, first.CorrelationID, again.CorrelationID)
 	require.Equal(t, first.BlobID, again.BlobID)
-	require.True(t, again.Redelivered())
+	require.NotEmpty(t, again.LastDequeueDateTime, "FinOps marks a redelivery")
 
 	// The first receipt is stale now; the latest one acknowledges.
 	err = src.Ack(ctx, first)
@@ -122,7 +122,7 @@ func TestAckSendsTheDequeueBodyUnchanged(t *testing.T) {
 	m, err := src.Dequeue(context.Background())
 	require.NoError(t, err)
 	require.Equal(t, "b1", m.BlobID)
-	require.True(t, m.Redelivered())
+	require.NotEmpty(t, m.LastDequeueDateTime, "FinOps marks a redelivery")
 	reason, missing := m.FileMissing()
 	require.True(t, missing)
 	require.Equal(t, "The file was deleted", reason)

@@ -136,9 +136,6 @@ func New(cfg Config, st Outbox, subs []*Subscription, minter URLMinter, log zero
 	return p
 }
 
-// Subscriptions returns the configured subscriptions.
-func (p *Publisher) Subscriptions() []*Subscription { return p.subs }
-
 // Circuits returns each subscription's circuit breaker state.
 func (p *Publisher) Circuits() map[string]BreakerState {
 	out := make(map[string]BreakerState, len(p.breakers))

@@ -124,7 +124,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) int {
 		return code
 	}
 	log := adapter.NewLogger(cfg.Log, stderr)
-	if err := adapter.Run(ctx, cfg, log); err != nil {
+	if err := adapter.Run(ctx, cfg, log, adapter.Failpoint(os.Getenv(adapter.FailpointEnv))); err != nil {
 		log.Error().Err(err).Msg("exportbridge stopped with an error")
 		return exitFailed
 	}
@@ -153,7 +153,8 @@ func cmdExportNow(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		logCfg.Level = "warn" // the progress bar says what info lines would; warnings still show
 	}
 	log := adapter.NewLogger(logCfg, stderr)
-	err := adapter.ExportNow(ctx, cfg, log, adapter.ExportNowOptions{Jobs: jobs, NoWait: *noWait, Out: progressOut(terminal, stderr, stdout), Progress: terminal})
+	err := adapter.ExportNow(ctx, cfg, log, adapter.ExportNowOptions{Jobs: jobs, NoWait: *noWait, Out: progressOut(terminal, stderr, stdout), Progress: terminal,
+		Failpoint: adapter.Failpoint(os.Getenv(adapter.FailpointEnv))})
 	switch {
 	case err == nil:
 		return exitOK

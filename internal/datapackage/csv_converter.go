@@ -268,15 +268,6 @@ func (c *csvConverter) readHeader() error {
 	return nil
 }
 
-// Header returns the column names (JSON-escaped).
-func (c *csvConverter) header() []string {
-	out := make([]string, len(c.keys))
-	for i, k := range c.keys {
-		out[i] = string(k[2 : len(k)-3])
-	}
-	return out
-}
-
 // convert writes every record; the header must have been read.
 func (c *csvConverter) convert() error {
 	cols := len(c.keys)

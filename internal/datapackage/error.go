@@ -54,15 +54,6 @@ func (e *Error) Error() string {
 // Unwrap returns both the reason's sentinel and the cause.
 func (e *Error) Unwrap() []error { return []error{reasonErr[e.Reason], e.Err} }
 
-// ReasonOf returns the reason of err, or ReasonConvert when err is not an *Error.
-func ReasonOf(err error) Reason {
-	var e *Error
-	if errors.As(err, &e) {
-		return e.Reason
-	}
-	return ReasonConvert
-}
-
 // lineError is raised inside converters; the package layer wraps it with the
 // package and file names.
 type lineError struct {

@@ -61,6 +61,9 @@ type Options struct {
 	// WorkDir holds temporary files (a workbook taken out of the package).
 	// Default: the output directory. The runner sets [files] work_dir.
 	WorkDir string `koanf:"-"`
+	// NoSync skips fsyncing converted files. Only the zip fuzz target sets
+	// it, to reach a useful number of executions per second.
+	NoSync bool `koanf:"-"`
 	// CreateTemp creates every file the converter writes. Default
 	// os.CreateTemp; tests hand it /dev/full to meet a full disk.
 	CreateTemp func(dir, pattern string) (*os.File, error) `koanf:"-"`

@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sync/atomic"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
@@ -23,11 +22,9 @@ type outputFile struct {
 	n     int64
 	comp  io.WriteCloser // nil when not compressing
 	sink  *asyncWriter
+	// noSync skips the fsync (Options.NoSync).
+	noSync bool
 }
-
-// skipSync stops commit from fsyncing files; only the zip fuzz target sets
-// it, while fuzzing, to reach a useful number of executions per second.
-var skipSync atomic.Bool
 
 // writebackEvery is how many bytes are written between writeback requests.
 const writebackEvery = 8 << 20
@@ -58,7 +55,7 @@ func createOutput(final string, o Options, sizeHint int64) (*outputFile, error) 
 	if err != nil {
 		return nil, err
 	}
-	out := &outputFile{f: f, final: final, sum: sha256.New()}
+	out := &outputFile{f: f, final: final, sum: sha256.New(), noSync: o.NoSync}
 	var w io.Writer = &fileSink{f: f, h: out.sum, n: &out.n}
 	switch compress {
 	case CompressGzip:
@@ -90,7 +87,7 @@ func (o *outputFile) commit() (size int64, sum string, err error) {
 			return 0, "", fmt.Errorf("compressing output: %w", err)
 		}
 	}
-	if !skipSync.Load() {
+	if !o.noSync {
 		if err := o.f.Sync(); err != nil {
 			o.abort()
 			return 0, "", fmt.Errorf("syncing output: %w", err)

@@ -16,6 +16,7 @@ import (
 	"github.com/klauspost/compress/zip"
 
 	"github.com/exportbridge/exportbridge/internal/fault"
+	"github.com/exportbridge/exportbridge/internal/filename"
 	"golang.org/x/text/encoding"
 )
 
@@ -276,30 +277,9 @@ func readSmall(f *zip.File, o Options) ([]byte, error) {
 }
 
 // uniqueName makes a file-system-safe output name for an entity, unique
-// within the package.
+// within the package (case-insensitively).
 func uniqueName(seen map[string]int, entity string) string {
-	var b strings.Builder
-	for _, r := range entity {
-		switch {
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_', r == '.':
-			b.WriteRune(r)
-		case r == ' ':
-			b.WriteByte('_')
-		default:
-			if r > 127 {
-				b.WriteRune(r)
-			} else {
-				b.WriteByte('_')
-			}
-		}
-	}
-	name := strings.Trim(b.String(), ".")
-	if name == "" {
-		name = "entity"
-	}
-	if len(name) > 120 {
-		name = name[:120]
-	}
+	name := filename.Safe(entity, "entity")
 	seen[strings.ToLower(name)]++
 	if n := seen[strings.ToLower(name)]; n > 1 {
 		name = fmt.Sprintf("%s_%d", name, n)

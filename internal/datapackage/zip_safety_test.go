@@ -59,7 +59,9 @@ func TestHostilePackagesAreRejected(t *testing.T) {
 			before := dirState(t, root)
 			_, err := Convert(context.Background(), pkg, filepath.Join(root, "out"), tc.opts)
 			require.Error(t, err)
-			require.Equal(t, tc.reason, ReasonOf(err), "%v", err)
+			var de *Error
+			require.ErrorAs(t, err, &de)
+			require.Equal(t, tc.reason, de.Reason, "%v", err)
 			require.Contains(t, err.Error(), tc.msg)
 			require.Contains(t, err.Error(), "pkg.zip")
 			after := dirState(t, root)
@@ -89,7 +91,7 @@ func TestLyingSizesAreCaughtWhileReading(t *testing.T) {
 	require.NoError(t, os.WriteFile(pkg, patched, 0o600))
 	_, err = Convert(context.Background(), pkg, filepath.Join(root, "out"), Options{MaxRatio: 10})
 	require.Error(t, err)
-	require.Contains(t, []Reason{ReasonLimit, ReasonCorrupt}, ReasonOf(err), "%v", err)
+	require.Contains(t, []Reason{ReasonLimit, ReasonCorrupt}, reasonOf(t, err), "%v", err)
 	entries, _ := os.ReadDir(filepath.Join(root, "out"))
 	require.Empty(t, entries)
 }
@@ -135,7 +137,7 @@ func TestTruncatedAndCorruptZips(t *testing.T) {
 			require.NoError(t, os.WriteFile(pkg, b, 0o600))
 			_, err := Convert(context.Background(), pkg, filepath.Join(root, "out"), Options{})
 			require.Error(t, err)
-			require.Equal(t, ReasonCorrupt, ReasonOf(err), "%v", err)
+			require.Equal(t, ReasonCorrupt, reasonOf(t, err), "%v", err)
 			require.Contains(t, err.Error(), name)
 			entries, _ := os.ReadDir(filepath.Join(root, "out"))
 			require.Empty(t, entries, "a corrupt package keeps no partial output")
@@ -149,7 +151,7 @@ func TestBadManifestNamesItsLine(t *testing.T) {
 	pkg := filepath.Join(root, "p.zip")
 	writeZip(t, pkg, map[string][]byte{"Manifest.xml": finopssim.UTF16LE("<DataManagementPackageManifest xmlns=\"" + Namespace + "\">\n<PackageEntityList>\n</Oops>"), "A.csv": []byte("A\n1\n")})
 	_, err := Convert(context.Background(), pkg, filepath.Join(root, "out"), Options{})
-	require.Equal(t, ReasonCorrupt, ReasonOf(err))
+	require.Equal(t, ReasonCorrupt, reasonOf(t, err))
 	require.Contains(t, err.Error(), "p.zip: Manifest.xml line 3:")
 }
 
@@ -171,8 +173,10 @@ func FuzzConvertZip(f *testing.F) {
 	f.Add(finopssim.ZipMap(map[string][]byte{"A.csv": []byte("A,B\r\n" + strings.Repeat("x,", 4000) + "\r\n")}))
 	f.Add(finopssim.ZipMap(map[string][]byte{"A.csv": []byte("A,B\r\n1,\"" + strings.Repeat("q\r\n", 3000))}))
 	f.Add(finopssim.ZipMap(map[string][]byte{"A.xml": []byte("<Document><R><A>" + strings.Repeat("t", 9000) + "</A></R></Document>")}))
+	// Durability is not under test here; executions per second are.
+	noSync := false
 	if fl := flag.Lookup("test.fuzz"); fl != nil && fl.Value.String() != "" {
-		skipSync.Store(true) // durability is not under test here; executions per second are
+		noSync = true
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		root := t.TempDir()
@@ -180,9 +184,13 @@ func FuzzConvertZip(f *testing.F) {
 		require.NoError(t, os.WriteFile(pkg, data, 0o600))
 		out := filepath.Join(root, "out")
 		conv, err := Convert(context.Background(), pkg, out, Options{MaxEntryBytes: 1 << 20, MaxTotalBytes: 4 << 20,
-			MaxRecordBytes: 4 << 10, MaxFieldBytes: 2 << 10})
+			MaxRecordBytes: 4 << 10, MaxFieldBytes: 2 << 10, NoSync: noSync})
 		if err != nil {
-			require.NotEmpty(t, string(ReasonOf(err)))
+			// Only a package's content can fail it here (the disk is fine):
+			// every error is an *Error with a known reason.
+			var de *Error
+			require.ErrorAs(t, err, &de)
+			require.Contains(t, []Reason{ReasonCorrupt, ReasonUnsafe, ReasonLimit, ReasonUnsupported, ReasonConvert}, de.Reason)
 			return
 		}
 		for _, r := range conv.Results {
@@ -195,4 +203,12 @@ func FuzzConvertZip(f *testing.F) {
 			require.True(t, p == root || p == pkg || filepath.Dir(p) == out || p == out, "unexpected path %s", p)
 		}
 	})
+}
+
+// reasonOf is the reason of err, which must be an *Error.
+func reasonOf(t testing.TB, err error) Reason {
+	t.Helper()
+	var de *Error
+	require.ErrorAs(t, err, &de)
+	return de.Reason
 }

@@ -693,16 +693,6 @@ func (s *SQLite) MarkArtifactDeleted(ctx context.Context, id string, at time.Tim
 	})
 }
 
-// Setting implements Store.
-func (s *SQLite) Setting(ctx context.Context, key string) (string, error) {
-	var v string
-	err := s.db.QueryRowContext(ctx, `SELECT value FROM settings WHERE key = ?`, key).Scan(&v)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", ErrNotFound
-	}
-	return v, err
-}
-
 // SetSettingIfAbsent implements Store.
 func (s *SQLite) SetSettingIfAbsent(ctx context.Context, key, value string) (string, error) {
 	var out string

@@ -124,9 +124,8 @@ type Store interface {
 	// the files the orphan sweep must keep.
 	LiveArtifactPaths(ctx context.Context) ([]string, error)
 
-	// Setting reads a setting; SetSettingIfAbsent stores value unless the
-	// key exists, and returns the value now stored.
-	Setting(ctx context.Context, key string) (string, error)
+	// SetSettingIfAbsent stores value unless the key exists, and returns the
+	// value now stored.
 	SetSettingIfAbsent(ctx context.Context, key, value string) (string, error)
 
 	// Ping checks the store is reachable and writable, and is still the
