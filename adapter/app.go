@@ -8,8 +8,8 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -36,6 +36,9 @@ type AppOptions struct {
 	Registry     *prometheus.Registry // default: a new registry
 	// Failpoint, for the crash tests only, kills the process at that point.
 	Failpoint Failpoint
+	// Listener, when set, is the HTTP server's (tests hand one in instead
+	// of an address that might be taken by the time it is used).
+	Listener net.Listener
 }
 
 // App is the wired product: simulator (demo), store, HTTP server, publisher,
@@ -102,8 +105,17 @@ func StartApp(ctx context.Context, cfg *Config, log zerolog.Logger, opts AppOpti
 	a.stops = append(a.stops, func(context.Context) error { return st.Close() })
 	a.watchStore(ctx)
 
+	// Bind the HTTP address before the signer is made: with port 0 the
+	// public URL of the download links is known only once bound.
+	ln, err := a.listen()
+	if err != nil && !(opts.HTTPOptional && errors.Is(err, ErrAddrInUse)) {
+		return nil, err
+	}
 	key, err := files.SigningKey(ctx, cfg.Files.SigningKey, st)
 	if err != nil {
+		if ln != nil {
+			ln.Close()
+		}
 		return nil, err
 	}
 	a.signer = files.NewSigner(key, cfg.Server.PublicURL, cfg.Files.URLTTL)
@@ -120,10 +132,9 @@ func StartApp(ctx context.Context, cfg *Config, log zerolog.Logger, opts AppOpti
 
 	// The HTTP server starts before the publisher and stops after it:
 	// receivers fetch DownloadURLs while deliveries drain.
-	if err := a.startHTTP(); err != nil {
-		if !(opts.HTTPOptional && errors.Is(err, ErrAddrInUse)) {
-			return nil, err
-		}
+	if ln != nil {
+		a.startHTTP(ln)
+	} else {
 		log.Info().Str("listen", cfg.Server.Listen).Msg("address in use (is the daemon running?): its server will serve the download links")
 	}
 	a.Pub = publish.New(publish.Config{Owner: a.Instance, LeaseTTL: cfg.Store.LeaseTTL}, st, subs, a.signer, log,
@@ -179,7 +190,7 @@ func (a *App) startSimulator(ctx context.Context) error {
 	}()
 	if err := <-ready; err != nil {
 		cancel()
-		if a.opts.HTTPOptional && strings.Contains(err.Error(), "address already in use") {
+		if a.opts.HTTPOptional && errors.Is(err, syscall.EADDRINUSE) {
 			// The daemon runs the demo simulator already; use that one.
 			a.log.Info().Str("listen", a.cfg.Simulator.Listen).Msg("simulator address in use: using the running one")
 			return nil
@@ -190,14 +201,31 @@ func (a *App) startSimulator(ctx context.Context) error {
 	return nil
 }
 
-func (a *App) startHTTP() error {
-	ln, err := net.Listen("tcp", a.cfg.Server.Listen)
-	if err != nil {
-		if strings.Contains(err.Error(), "address already in use") {
-			return fmt.Errorf("%w: %s", ErrAddrInUse, a.cfg.Server.Listen)
+// listen binds the HTTP address (AppOptions.Listener when given). With port
+// 0 a free port is chosen, and server.listen (and public_url, when it was
+// left to default) become the bound address.
+func (a *App) listen() (net.Listener, error) {
+	ln := a.opts.Listener
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", a.cfg.Server.Listen); err != nil {
+			if errors.Is(err, syscall.EADDRINUSE) {
+				return nil, fmt.Errorf("%w: %s", ErrAddrInUse, a.cfg.Server.Listen)
+			}
+			return nil, fmt.Errorf("listen %s: %w", a.cfg.Server.Listen, err)
 		}
-		return fmt.Errorf("listen %s: %w", a.cfg.Server.Listen, err)
 	}
+	if _, port, _ := net.SplitHostPort(a.cfg.Server.Listen); port == "0" {
+		bound := ln.Addr().String()
+		if a.cfg.Server.PublicURL == "http://"+a.cfg.Server.Listen {
+			a.cfg.Server.PublicURL = "http://" + bound
+		}
+		a.cfg.Server.Listen = bound
+	}
+	return ln, nil
+}
+
+func (a *App) startHTTP(ln net.Listener) {
 	sc := a.cfg.Server
 	ln = netutil.LimitListener(ln, sc.MaxConnections)
 	a.httpSrv = &http.Server{Handler: a.Handler(), ReadHeaderTimeout: sc.ReadHeaderTimeout, IdleTimeout: sc.IdleTimeout,
@@ -216,7 +244,6 @@ func (a *App) startHTTP() error {
 		<-done
 		return err
 	})
-	return nil
 }
 
 // stopBackground cancels runs started from the API and waits for them

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -28,16 +27,6 @@ const (
 	testActivity = "5f0c5b0e-0000-4000-8000-000000000001"
 	testSecret   = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 )
-
-// freeAddr returns a loopback address that was free a moment ago.
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := ln.Addr().String()
-	require.NoError(t, ln.Close())
-	return addr
-}
 
 // delivery is what a test receiver got: the event and, for completed
 // exports, the file behind its DownloadURL, fetched during the delivery.
@@ -133,7 +122,9 @@ func newTestEnv(t *testing.T, simCfg finopssim.Config, mutate func(*Config)) *te
 	id, secret := sim.Credentials()
 	root := t.TempDir()
 	rcv := newTestReceiver(t)
-	listen := freeAddr(t)
+	// Port 0: each app binds a free port and writes the bound address back
+	// into server.listen and public_url.
+	listen := "127.0.0.1:0"
 	cfg := &Config{
 		Server:      ServerConfig{Listen: listen, AdminToken: "test-admin-token", ShutdownTimeout: 10 * time.Second},
 		Connections: map[string]finops.Config{"finops": {BaseURL: base, TokenURL: finopssim.TokenURL(base), ClientID: id, ClientSecret: secret}},

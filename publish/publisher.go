@@ -380,7 +380,9 @@ func (p *Publisher) claimAndSend(ctx, attemptCtx context.Context, s *Subscriptio
 	if n == 0 {
 		return // the circuit is open: due deliveries wait without spending attempts
 	}
-	ds, err := p.st.ClaimDue(ctx, p.cfg.Owner, s.Name, now, now.Add(p.cfg.LeaseTTL), n)
+	// Not cancellable: rows claimed are always attempted (Stop waits for the
+	// attempts), never left leased to a process that stops without them.
+	ds, err := p.st.ClaimDue(context.WithoutCancel(ctx), p.cfg.Owner, s.Name, now, now.Add(p.cfg.LeaseTTL), n)
 	if err != nil || len(ds) == 0 {
 		if probe {
 			br.unused()

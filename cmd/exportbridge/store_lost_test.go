@@ -52,9 +52,9 @@ func (e *procEnv) startDaemon(t *testing.T) (*exec.Cmd, *syncBuffer, <-chan erro
 	return cmd, out, done
 }
 
-func (e *procEnv) readyz(t *testing.T) (int, string) {
+func readyz(t *testing.T, addr string) (int, string) {
 	t.Helper()
-	resp, err := http.Get("http://" + e.listen + "/readyz")
+	resp, err := http.Get("http://" + addr + "/readyz")
 	if err != nil {
 		return 0, err.Error()
 	}
@@ -107,13 +107,14 @@ func TestReadOnlyDatabaseIsNotReady(t *testing.T) {
 	t.Parallel()
 	e := newProcEnv(t, finopssim.Config{}, "")
 	_, out, _ := e.startDaemon(t)
-	require.Eventually(t, func() bool { c, _ := e.readyz(t); return c == http.StatusOK }, 20*time.Second, 20*time.Millisecond, "%s", out)
+	addr := boundAddr(t, out)
+	require.Eventually(t, func() bool { c, _ := readyz(t, addr); return c == http.StatusOK }, 20*time.Second, 20*time.Millisecond, "%s", out)
 	db := filepath.Join(e.dir, "data/eb.db")
 	require.NoError(t, os.Chmod(db, 0o444))
-	code, body := e.readyz(t)
+	code, body := readyz(t, addr)
 	require.Equal(t, http.StatusServiceUnavailable, code, body)
 	require.Contains(t, body, "read-only")
 	require.NoError(t, os.Chmod(db, 0o644))
-	code, body = e.readyz(t)
+	code, body = readyz(t, addr)
 	require.Equal(t, http.StatusOK, code, body)
 }
