@@ -156,7 +156,7 @@ func TestHealthReadinessAndMetrics(t *testing.T) {
 		`exportbridge_deliveries{state="pending"} 0`,
 		`go_goroutines`,
 	} {
-		require.True(t, strings.Contains(text, want), "metrics lack %q", want)
+		require.True(t, strings.Contains(text, want), "metrics lack %q:\n%s", want, grepLines(text, "exportbridge_deliver"))
 	}
 }
 
@@ -192,4 +192,14 @@ func TestJobHistorySurvivesRestarts(t *testing.T) {
 	require.Equal(t, 3, last.Events)
 	require.False(t, jobs[0].Running)
 	require.Nil(t, jobs[1].LastRun, "vendors never ran")
+}
+
+func grepLines(text, prefix string) string {
+	var out []string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.HasPrefix(l, prefix) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -340,17 +340,24 @@ func (p *Publisher) dispatch(ctx, attemptCtx context.Context, s *Subscription) {
 	log := p.log.With().Str("subscription", s.Name).Logger()
 	slots := make(chan struct{}, s.MaxInFlight)
 	released := make(chan struct{}, 1) // an attempt ended: a slot is free
+	// When attempts end one by one, claiming a row for each freed slot
+	// makes one store transaction per delivery; waiting until half the slots
+	// are free claims in batches. New commits and the poll timer claim
+	// whatever is free, so a quiet subscription still sends at once.
+	batch := max(1, s.MaxInFlight/2)
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
+		min := 1
 		select {
 		case <-ctx.Done():
 			return
 		case <-timer.C:
 		case <-p.wake[s.Name]:
 		case <-released:
+			min = batch
 		}
-		if free := cap(slots) - len(slots); free > 0 {
+		if free := cap(slots) - len(slots); free >= min {
 			p.claimAndSend(ctx, attemptCtx, s, slots, released, free, log)
 		}
 		if !timer.Stop() {
