@@ -234,8 +234,8 @@ func rawCeiling(b *testing.B, subs []*publish.Subscription, total int) float64 {
 			go func() {
 				defer wg.Done()
 				for range work {
-					if _, err := sender.Send(context.Background(), publish.Request{Sub: s, EventID: ev.ID, Type: ev.Type, Job: ev.Job,
-						Entity: ev.Entity, Time: ev.CreatedAt, Attempt: 1, Body: ev.Body, Now: time.Now()}); err != nil {
+					if _, err := sender.Send(context.Background(), publish.Request{Sub: s, EventID: ev.ID, CEType: ev.CEType, Source: ev.Source,
+						Subject: ev.Subject, Time: ev.CreatedAt, Attempt: 1, Body: ev.Body, Now: time.Now()}); err != nil {
 						b.Error(err)
 						return
 					}

@@ -17,6 +17,15 @@ const (
 	TypeFailed    = "DataExportFailed"
 )
 
+// CloudEvents types of the two events.
+const (
+	CETypeCompleted = "com.exportbridge.dataexport.completed"
+	CETypeFailed    = "com.exportbridge.dataexport.failed"
+)
+
+// ceSource is the CloudEvents source of a job's events.
+func ceSource(job string) string { return "/exportbridge/jobs/" + job }
+
 // Failure reasons of DataExportFailed (FailureReason).
 const (
 	ReasonCorruptPackage    = "corrupt_package"
@@ -130,8 +139,8 @@ func NewCompleted(src Source, f File, at time.Time) store.Event {
 		EntityName: f.Entity, SourceFormat: f.SourceFormat, NoOfRecords: f.Records, ContentType: f.ContentType,
 		ContentEncoding: f.ContentEncoding, ContentLength: f.Bytes, ContentSHA256: f.SHA256}
 	b, _ := json.Marshal(body)
-	return store.Event{ID: id, Type: TypeCompleted, Topic: Topic(src.Job, TypeCompleted, f.Entity), Job: src.Job, Entity: f.Entity,
-		Body: b, ArtifactID: f.ArtifactID, CreatedAt: at}
+	return store.Event{ID: id, Type: TypeCompleted, CEType: CETypeCompleted, Source: ceSource(src.Job), Subject: f.Entity,
+		Topic: Topic(src.Job, TypeCompleted, f.Entity), Job: src.Job, Entity: f.Entity, Body: b, ArtifactID: f.ArtifactID, CreatedAt: at}
 }
 
 // NewFailed builds a DataExportFailed event. entity is "" when the whole
@@ -141,7 +150,12 @@ func NewFailed(src Source, reason, message, entity, quarantineFile string, at ti
 	body := FailedBody{header: newHeader(TypeFailed, src, id, at), OperationType: "Export", ProjectCategory: "Integration",
 		EntityName: entity, FailureReason: reason, FailureMessage: message, QuarantineFile: quarantineFile}
 	b, _ := json.Marshal(body)
-	return store.Event{ID: id, Type: TypeFailed, Topic: Topic(src.Job, TypeFailed, entity), Job: src.Job, Entity: entity, Body: b, CreatedAt: at}
+	subject := entity
+	if subject == "" {
+		subject = src.Job // the whole package failed
+	}
+	return store.Event{ID: id, Type: TypeFailed, CEType: CETypeFailed, Source: ceSource(src.Job), Subject: subject,
+		Topic: Topic(src.Job, TypeFailed, entity), Job: src.Job, Entity: entity, Body: b, CreatedAt: at}
 }
 
 // render fills in the fields that are set per attempt.

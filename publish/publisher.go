@@ -452,7 +452,7 @@ func (p *Publisher) attempt(ctx context.Context, s *Subscription, d store.Delive
 		if p.beforeSend != nil {
 			p.beforeSend()
 		}
-		status, err = p.sender.Send(ctx, Request{Sub: s, EventID: d.Event.ID, Type: d.Event.Type, Job: d.Event.Job, Entity: d.Event.Entity,
+		status, err = p.sender.Send(ctx, Request{Sub: s, EventID: d.Event.ID, CEType: d.Event.CEType, Source: d.Event.Source, Subject: d.Event.Subject,
 			Time: d.Event.CreatedAt, Attempt: d.Attempt, Body: body, Now: now})
 	}
 	// Record the outcome even while shutting down: the attempt happened.

@@ -36,13 +36,14 @@ func (e *SendError) Error() string {
 
 func (e *SendError) Unwrap() error { return e.Err }
 
-// Request is one attempt to send an event to a subscription.
+// Request is one attempt to send an event to a subscription. The
+// CloudEvents attributes come from the stored event as they are.
 type Request struct {
 	Sub     *Subscription
 	EventID string
-	Type    string
-	Job     string
-	Entity  string
+	CEType  string
+	Source  string
+	Subject string
 	Time    time.Time // event time
 	Attempt int
 	Body    []byte
@@ -80,14 +81,6 @@ func (s *Sender) Send(ctx context.Context, r Request) (int, error) {
 	for k, v := range r.Sub.Headers {
 		req.SetHeader(k, v)
 	}
-	ceType := "com.exportbridge.dataexport.completed"
-	if r.Type == TypeFailed {
-		ceType = "com.exportbridge.dataexport.failed"
-	}
-	subject := r.Entity
-	if subject == "" {
-		subject = r.Job
-	}
 	req.SetHeaders(map[string]string{
 		"Content-Type":         "application/json",
 		"User-Agent":           version.UserAgent(),
@@ -95,9 +88,9 @@ func (s *Sender) Send(ctx context.Context, r Request) (int, error) {
 		"webhook-timestamp":    strconv.FormatInt(r.Now.Unix(), 10),
 		"ce-specversion":       "1.0",
 		"ce-id":                r.EventID,
-		"ce-source":            "/exportbridge/jobs/" + r.Job,
-		"ce-type":              ceType,
-		"ce-subject":           subject,
+		"ce-source":            r.Source,
+		"ce-type":              r.CEType,
+		"ce-subject":           r.Subject,
 		"ce-time":              r.Time.UTC().Format(time.RFC3339Nano),
 		"exportbridge-attempt": strconv.Itoa(r.Attempt),
 	})

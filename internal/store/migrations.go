@@ -65,3 +65,12 @@ func splitStatements(sql string) []string {
 	}
 	return out
 }
+
+// LatestSchemaVersion is the schema version this binary migrates to.
+func LatestSchemaVersion() int {
+	steps, err := loadMigrations("sqlite")
+	if err != nil {
+		return 0
+	}
+	return len(steps)
+}

@@ -38,7 +38,10 @@ var _ Store = (*SQLite)(nil)
 
 // OpenSQLite opens (creating if needed) the database at path and applies
 // pending migrations.
-func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
+func OpenSQLite(ctx context.Context, path string) (*SQLite, error) { return openSQLite(ctx, path, 0) }
+
+// openSQLite opens path and migrates it to version (0: the latest).
+func openSQLite(ctx context.Context, path string, version int) (*SQLite, error) {
 	if dir := filepath.Dir(path); dir != "" {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, fmt.Errorf("store: %w", err)
@@ -66,7 +69,7 @@ func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 		db.Close()
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	if err := s.migrate(ctx); err != nil {
+	if err := s.migrateTo(ctx, version); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -90,14 +93,18 @@ func (s *SQLite) checkFile() error {
 	return nil
 }
 
-// migrate applies pending migrations. Several processes may start on one
+// migrateTo applies pending migrations up to version (0: all; the upgrade
+// tests stop earlier). Several processes may start on one
 // new database at the same moment: each migration runs in an IMMEDIATE
 // transaction (one writer at a time, the others wait up to busy_timeout) that
 // reads the version again, so each step runs exactly once.
-func (s *SQLite) migrate(ctx context.Context) error {
+func (s *SQLite) migrateTo(ctx context.Context, version int) error {
 	steps, err := loadMigrations("sqlite")
 	if err != nil {
 		return err
+	}
+	if version > 0 {
+		steps = steps[:version]
 	}
 	if err := s.tx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`)
@@ -334,8 +341,8 @@ const (
 		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`
 	insertArtifactQuery = `INSERT INTO artifacts (id, job, entity, name, path, content_type, content_encoding, bytes, sha256, records, created_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
-	insertEventQuery = `INSERT INTO events (event_id, type, topic, job, entity, body, artifact_id, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING control_number`
+	insertEventQuery = `INSERT INTO events (event_id, type, ce_type, source, subject, topic, job, entity, body, artifact_id, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING control_number`
 	insertDeliveryQuery = `INSERT INTO deliveries (event_id, subscription, state, next_attempt_at, created_at, updated_at)
 		VALUES (?, ?, 'pending', ?, ?, ?)`
 	closeExportQuery = `UPDATE package_exports SET state = ?, last_error = ?, updated_at = ? WHERE execution_id = ?`
@@ -363,7 +370,8 @@ func (s *SQLite) commitPackage(ctx context.Context, tx *sql.Tx, p Package) ([]Ev
 	out := make([]Event, 0, len(p.Events))
 	for _, e := range p.Events {
 		var cn int64
-		if err := insertEvent.QueryRowContext(ctx, e.ID, e.Type, e.Topic, e.Job, e.Entity, string(e.Body), e.ArtifactID, ms(e.CreatedAt)).Scan(&cn); err != nil {
+		if err := insertEvent.QueryRowContext(ctx, e.ID, e.Type, e.CEType, e.Source, e.Subject, e.Topic, e.Job, e.Entity, string(e.Body), e.ArtifactID,
+			ms(e.CreatedAt)).Scan(&cn); err != nil {
 			return nil, fmt.Errorf("event %s: %w", e.ID, err)
 		}
 		for _, sub := range e.Subscriptions {
@@ -389,7 +397,7 @@ func (s *SQLite) commitPackage(ctx context.Context, tx *sql.Tx, p Package) ([]Ev
 
 const deliveryColumns = `d.id, d.subscription, d.state, d.attempt, d.next_attempt_at, d.lease_owner, d.lease_until, d.last_status, d.last_error,
 	d.created_at, d.updated_at, d.delivered_at,
-	e.event_id, e.control_number, e.type, e.topic, e.job, e.entity, e.body, e.artifact_id, e.created_at,
+	e.event_id, e.control_number, e.type, e.ce_type, e.source, e.subject, e.topic, e.job, e.entity, e.body, e.artifact_id, e.created_at,
 	COALESCE(a.id, ''), COALESCE(a.name, ''), COALESCE(a.path, ''), COALESCE(a.content_type, ''), COALESCE(a.content_encoding, ''),
 	COALESCE(a.bytes, 0), COALESCE(a.sha256, ''), COALESCE(a.records, 0), COALESCE(a.created_at, 0), COALESCE(a.deleted_at, 0)`
 
@@ -405,7 +413,7 @@ func scanDeliveries(rows *sql.Rows) ([]Delivery, error) {
 		var a Artifact
 		if err := rows.Scan(&d.ID, &d.Subscription, &d.State, &d.Attempt, &next, &d.LeaseOwner, &lease, &d.LastStatus, &d.LastError,
 			&created, &updated, &delivered,
-			&d.Event.ID, &d.Event.ControlNumber, &d.Event.Type, &d.Event.Topic, &d.Event.Job, &d.Event.Entity, &body, &d.Event.ArtifactID, &evCreated,
+			&d.Event.ID, &d.Event.ControlNumber, &d.Event.Type, &d.Event.CEType, &d.Event.Source, &d.Event.Subject, &d.Event.Topic, &d.Event.Job, &d.Event.Entity, &body, &d.Event.ArtifactID, &evCreated,
 			&a.ID, &a.Name, &a.Path, &a.ContentType, &a.ContentEncoding, &a.Bytes, &a.SHA256, &a.Records, &aCreated, &aDeleted); err != nil {
 			return nil, err
 		}

@@ -183,12 +183,17 @@ type Artifact struct {
 	DeletedAt       time.Time // zero while the file exists
 }
 
-// Event is a business event; Body is its JSON without ControlNumber and
-// DownloadURL, which are filled in when it is sent.
+// Event is a stored event. Body is its JSON as committed; fields that
+// change per attempt (ControlNumber, a fresh DownloadURL) are filled in by
+// the contract's renderer when it is sent. CEType, Source and Subject are
+// its CloudEvents attributes, sent as they are.
 type Event struct {
 	ID            string // EventId
-	ControlNumber int64  // assigned by CommitPackage
-	Type          string // DataExportCompleted | DataExportFailed
+	ControlNumber int64  // assigned at commit, strictly increasing in commit order
+	Type          string // the contract's name for it, e.g. DataExportCompleted
+	CEType        string // CloudEvents type, e.g. com.exportbridge.dataexport.completed
+	Source        string // CloudEvents source, e.g. /exportbridge/jobs/vendors
+	Subject       string // CloudEvents subject, e.g. the entity
 	Topic         string
 	Job, Entity   string
 	Body          []byte

@@ -38,6 +38,7 @@ func Package(job, msgID string, entities []string, subs ...string) store.Package
 		aid := fmt.Sprintf("art-%s-%d", msgID, i)
 		p.Artifacts = append(p.Artifacts, store.Artifact{ID: aid, Job: job, Entity: e, Name: e + ".json", Path: "/data/" + aid, ContentType: "application/json", Bytes: 10, SHA256: "ab", Records: 1, CreatedAt: t0})
 		p.Events = append(p.Events, store.NewEvent{Event: store.Event{ID: fmt.Sprintf("ev-%s-%d", msgID, i), Type: "DataExportCompleted",
+			CEType: "com.exportbridge.test.completed", Source: "/test/" + job, Subject: e,
 			Topic: "dataexport/" + job + "/" + e, Job: job, Entity: e, Body: []byte(`{"EntityName":"` + e + `"}`), ArtifactID: aid, CreatedAt: t0}, Subscriptions: subs})
 	}
 	return p
@@ -153,6 +154,9 @@ func testClaimDue(t *testing.T, s store.Store, _ func() store.Store) {
 		require.Equal(t, d.Event.ArtifactID, d.Artifact.ID)
 		require.Equal(t, d.Event.Entity+".json", d.Artifact.Name)
 		require.JSONEq(t, `{"EntityName":"`+d.Event.Entity+`"}`, string(d.Event.Body))
+		require.Equal(t, "com.exportbridge.test.completed", d.Event.CEType)
+		require.Equal(t, "/test/j", d.Event.Source)
+		require.Equal(t, d.Event.Entity, d.Event.Subject)
 	}
 	rest, err := s.ClaimDue(ctx, ownerA, "s1", t0, lease, 10)
 	require.NoError(t, err)
