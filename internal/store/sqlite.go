@@ -348,6 +348,44 @@ const (
 	closeExportQuery = `UPDATE package_exports SET state = ?, last_error = ?, updated_at = ? WHERE execution_id = ?`
 )
 
+// insertEvents stores events, assigning ControlNumbers, and one pending
+// delivery per subscription of each, due at at.
+func (s *SQLite) insertEvents(ctx context.Context, tx *sql.Tx, events []NewEvent, at int64) ([]Event, error) {
+	insertEvent, err := s.prepared(ctx, insertEventQuery)
+	if err != nil {
+		return nil, err
+	}
+	insertEvent = tx.StmtContext(ctx, insertEvent)
+	out := make([]Event, 0, len(events))
+	for _, e := range events {
+		var cn int64
+		if err := insertEvent.QueryRowContext(ctx, e.ID, e.Type, e.CEType, e.Source, e.Subject, e.Topic, e.Job, e.Entity, string(e.Body), e.ArtifactID,
+			ms(e.CreatedAt)).Scan(&cn); err != nil {
+			return nil, fmt.Errorf("event %s: %w", e.ID, err)
+		}
+		for _, sub := range e.Subscriptions {
+			if _, err := s.txExec(ctx, tx, insertDeliveryQuery, e.ID, sub, at, at, at); err != nil {
+				return nil, fmt.Errorf("delivery %s → %s: %w", e.ID, sub, err)
+			}
+		}
+		ev := e.Event
+		ev.ControlNumber = cn
+		out = append(out, ev)
+	}
+	return out, nil
+}
+
+// AppendEvents implements Store.
+func (s *SQLite) AppendEvents(ctx context.Context, events []NewEvent, at time.Time) ([]Event, error) {
+	var out []Event
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		out, err = s.insertEvents(ctx, tx, events, ms(at))
+		return err
+	})
+	return out, err
+}
+
 func (s *SQLite) commitPackage(ctx context.Context, tx *sql.Tx, p Package) ([]Event, error) {
 	at := ms(p.At)
 	res, err := s.txExec(ctx, tx, insertMessageQuery, p.Job, p.MessageID, p.Keys.CorrelationID, p.Keys.BlobID, p.Keys.ContentSHA256, at)
@@ -362,26 +400,9 @@ func (s *SQLite) commitPackage(ctx context.Context, tx *sql.Tx, p Package) ([]Ev
 			return nil, fmt.Errorf("artifact %s: %w", a.ID, err)
 		}
 	}
-	insertEvent, err := s.prepared(ctx, insertEventQuery)
+	out, err := s.insertEvents(ctx, tx, p.Events, at)
 	if err != nil {
 		return nil, err
-	}
-	insertEvent = tx.StmtContext(ctx, insertEvent)
-	out := make([]Event, 0, len(p.Events))
-	for _, e := range p.Events {
-		var cn int64
-		if err := insertEvent.QueryRowContext(ctx, e.ID, e.Type, e.CEType, e.Source, e.Subject, e.Topic, e.Job, e.Entity, string(e.Body), e.ArtifactID,
-			ms(e.CreatedAt)).Scan(&cn); err != nil {
-			return nil, fmt.Errorf("event %s: %w", e.ID, err)
-		}
-		for _, sub := range e.Subscriptions {
-			if _, err := s.txExec(ctx, tx, insertDeliveryQuery, e.ID, sub, at, at, at); err != nil {
-				return nil, fmt.Errorf("delivery %s → %s: %w", e.ID, sub, err)
-			}
-		}
-		ev := e.Event
-		ev.ControlNumber = cn
-		out = append(out, ev)
 	}
 	if p.ExecutionID != "" {
 		state := ExportCommitted

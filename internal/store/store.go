@@ -84,6 +84,11 @@ type Store interface {
 	// durable when it returns. ErrDuplicate when the message was recorded;
 	// ErrLeaseLost when p.Lease is set and no longer held at p.At.
 	CommitPackage(ctx context.Context, p Package) ([]Event, error)
+	// AppendEvents stores events that come from no source message, with one
+	// pending delivery (due at at) per subscription of each, in one
+	// transaction. ControlNumbers stay strictly increasing in commit order
+	// across CommitPackage and AppendEvents.
+	AppendEvents(ctx context.Context, events []NewEvent, at time.Time) ([]Event, error)
 
 	// ClaimDue moves up to limit due pending deliveries of subscription to
 	// in_flight, leased to owner (a process instance) until leaseUntil,

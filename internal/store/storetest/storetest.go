@@ -59,6 +59,7 @@ func Run(t *testing.T, open Opener) {
 		"OneJobLeaseHolderAtATime":     testOneJobLeaseHolder,
 		"JobLeaseTakeoverFencesWrites": testJobLeaseFencing,
 		"RunHistory":                   testRunHistory,
+		"AppendEventsWithoutAMessage":  testAppendEvents,
 		"Exports":                      testExports,
 		"Artifacts":                    testArtifacts,
 		"SettingsAndPauses":            testSettingsAndPauses,
@@ -588,4 +589,45 @@ func testRunHistory(t *testing.T, a store.Store, open func() store.Store) {
 	none, err := b.Runs(ctx, "other", 10)
 	require.NoError(t, err)
 	require.Empty(t, none)
+}
+
+// testAppendEvents: events without a source message are stored with their
+// deliveries in one transaction, and ControlNumbers keep increasing in
+// commit order across packages and appended events, from two processes.
+func testAppendEvents(t *testing.T, a store.Store, open func() store.Store) {
+	b := open()
+	p1, err := a.CommitPackage(ctx, Package("j", "m1", []string{"A"}, "s1"))
+	require.NoError(t, err)
+	raised := []store.NewEvent{
+		{Event: store.Event{ID: "raised-1", Type: "OrderShipped", CEType: "com.example.order.shipped", Source: "/erp", Subject: "order/1",
+			Topic: "orders/shipped", Body: []byte(`{"order":1}`), CreatedAt: t0}, Subscriptions: []string{"s1", "s2"}},
+		{Event: store.Event{ID: "raised-2", Type: "OrderShipped", CEType: "com.example.order.shipped", Source: "/erp", Subject: "order/2",
+			Topic: "orders/shipped", Body: []byte(`{"order":2}`), CreatedAt: t0}},
+	}
+	evs, err := b.AppendEvents(ctx, raised, t0)
+	require.NoError(t, err)
+	require.Len(t, evs, 2)
+	p2, err := a.CommitPackage(ctx, Package("j", "m2", []string{"B"}, "s1"))
+	require.NoError(t, err)
+	require.Less(t, p1[0].ControlNumber, evs[0].ControlNumber)
+	require.Less(t, evs[0].ControlNumber, evs[1].ControlNumber)
+	require.Less(t, evs[1].ControlNumber, p2[0].ControlNumber)
+
+	ds, err := a.ClaimDue(ctx, ownerA, "s2", t0, t0.Add(time.Minute), 10)
+	require.NoError(t, err)
+	require.Len(t, ds, 1, "only raised-1 was routed to s2")
+	d := ds[0]
+	require.Equal(t, "raised-1", d.Event.ID)
+	require.Equal(t, "com.example.order.shipped", d.Event.CEType)
+	require.Equal(t, "order/1", d.Event.Subject)
+	require.JSONEq(t, `{"order":1}`, string(d.Event.Body))
+	require.Nil(t, d.Artifact)
+
+	_, err = b.AppendEvents(ctx, []store.NewEvent{{Event: store.Event{ID: "raised-1", Type: "x", Body: []byte(`{}`), CreatedAt: t0}}}, t0)
+	require.Error(t, err, "an event id is stored once")
+	_, err = a.ClaimDue(ctx, ownerA, "s1", t0, t0.Add(time.Minute), 10)
+	require.NoError(t, err)
+	counts, err := a.Counts(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 4, counts[store.StateInFlight], "nothing of the refused append was stored: %v", counts)
 }
