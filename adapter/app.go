@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/net/netutil"
 
+	"github.com/exportbridge/exportbridge/dataexport"
 	"github.com/exportbridge/exportbridge/internal/files"
 	"github.com/exportbridge/exportbridge/internal/finopssim"
 	"github.com/exportbridge/exportbridge/internal/store"
@@ -138,7 +139,7 @@ func StartApp(ctx context.Context, cfg *Config, log zerolog.Logger, opts AppOpti
 		log.Info().Str("listen", cfg.Server.Listen).Msg("address in use (is the daemon running?): its server will serve the download links")
 	}
 	a.Pub = publish.New(publish.Config{Owner: a.Instance, LeaseTTL: cfg.Store.LeaseTTL}, st, subs, a.signer, log,
-		publish.WithObserver(a.Metrics), publish.WithAttemptHook(func() { opts.Failpoint.reached(fpDuringDeliver) }))
+		publish.WithObserver(a.Metrics), publish.WithRenderer(dataexport.Render), publish.WithAttemptHook(func() { opts.Failpoint.reached(fpDuringDeliver) }))
 	if a.Runner, err = NewRunner(cfg, st, subs, a.Pub.Notify, a.Metrics, a.Instance, log); err != nil {
 		return nil, err
 	}

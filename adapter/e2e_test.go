@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
+	"github.com/exportbridge/exportbridge/dataexport"
 	"github.com/exportbridge/exportbridge/internal/finops"
 	"github.com/exportbridge/exportbridge/internal/finopssim"
 	"github.com/exportbridge/exportbridge/internal/redact"
@@ -98,7 +99,7 @@ func (r *testReceiver) deliveries() []delivery {
 func (r *testReceiver) byEntity() map[string][]delivery {
 	out := map[string][]delivery{}
 	for _, d := range r.deliveries() {
-		if d.Body["BusinessEventId"] == publish.TypeCompleted {
+		if d.Body["BusinessEventId"] == dataexport.TypeCompleted {
 			out[d.Body["EntityName"].(string)] = append(out[d.Body["EntityName"].(string)], d)
 		}
 	}
@@ -257,7 +258,7 @@ func TestFailedExportPublishesItsErrors(t *testing.T) {
 	ds := e.rcv.deliveries()
 	require.Len(t, ds, 1)
 	b := ds[0].Body
-	require.Equal(t, publish.TypeFailed, b["BusinessEventId"])
+	require.Equal(t, dataexport.TypeFailed, b["BusinessEventId"])
 	require.Equal(t, "export_failed", b["FailureReason"])
 	require.Contains(t, b["FailureMessage"], "record 42: VENDORGROUP: Vendor group 'X' does not exist.")
 	require.NotContains(t, b, "DownloadURL")
@@ -287,7 +288,7 @@ func TestPoisonPackagesAreQuarantined(t *testing.T) {
 
 	reasons := map[string]string{}
 	for _, d := range e.rcv.deliveries() {
-		require.Equal(t, publish.TypeFailed, d.Body["BusinessEventId"])
+		require.Equal(t, dataexport.TypeFailed, d.Body["BusinessEventId"])
 		reasons[d.Body["FailureReason"].(string)] = d.Body["QuarantineFile"].(string)
 		require.Contains(t, d.Body["FailureMessage"], ".bin", "the message names the package file")
 	}

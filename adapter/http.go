@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 
+	"github.com/exportbridge/exportbridge/dataexport"
 	"github.com/exportbridge/exportbridge/internal/files"
 	"github.com/exportbridge/exportbridge/internal/redact"
 	"github.com/exportbridge/exportbridge/internal/store"
@@ -398,7 +399,7 @@ func (d *demoReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	logEv := d.log.Info().Str("event_id", r.Header.Get("webhook-id")).Str("type", ev.BusinessEventID).Str("job", ev.Job).
 		Int64("control_number", ev.ControlNumber).Str("attempt", r.Header.Get("exportbridge-attempt"))
-	if ev.BusinessEventID == publish.TypeFailed {
+	if ev.BusinessEventID == dataexport.TypeFailed {
 		logEv.Str("reason", ev.FailureReason).Str("message", ev.FailureMessage).Msg("demo receiver: export failed")
 		w.WriteHeader(http.StatusNoContent)
 		return

@@ -14,6 +14,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/exportbridge/exportbridge/dataexport"
 	"github.com/exportbridge/exportbridge/dequeue"
 	"github.com/exportbridge/exportbridge/exporter"
 	"github.com/exportbridge/exportbridge/internal/datapackage"
@@ -357,11 +358,11 @@ func (r *Runner) handleMessage(ctx context.Context, jr *jobRunner, m *dequeue.Me
 		r.metrics.pkg(job.Name, "duplicate")
 		return r.ack(ctx, jr, m, dup.ID, log)
 	}
-	src := publish.Source{Job: job.Name, Kind: KindDequeue, MessageID: m.CorrelationID, LegalEntity: job.LegalEntity}
+	src := dataexport.Source{Job: job.Name, Kind: KindDequeue, MessageID: m.CorrelationID, LegalEntity: job.LegalEntity}
 	if reason, missing := m.FileMissing(); missing {
 		// Nothing to download or keep: say so downstream, then acknowledge.
 		now := r.now()
-		ev := publish.NewFailed(src, publish.ReasonDownloadFailed, "FinOps reports no file for message "+m.CorrelationID+": "+reason, "", "", now)
+		ev := dataexport.NewFailed(src, datapackage.ReasonDownloadFailed, "FinOps reports no file for message "+m.CorrelationID+": "+reason, "", "", now)
 		p := store.Package{Job: job.Name, MessageID: m.CorrelationID, Keys: keys, At: now, Events: []store.NewEvent{r.route(ev)}}
 		if err := r.commit(ctx, p, res, prog, log); err != nil {
 			return err
@@ -464,7 +465,7 @@ func (r *Runner) runExport(ctx context.Context, jr *jobRunner, res *RunResult, p
 		}
 	}
 	log = log.With().Str("execution_id", id).Logger()
-	src := publish.Source{Job: job.Name, Kind: KindPackageExport, MessageID: id, ExecutionID: id, LegalEntity: job.LegalEntity}
+	src := dataexport.Source{Job: job.Name, Kind: KindPackageExport, MessageID: id, ExecutionID: id, LegalEntity: job.LegalEntity}
 	deadline := started.Add(job.Timeout)
 	polls := 0
 	_, err = jr.exp.WaitForCompletion(ctx, id, job.PollInterval, max(deadline.Sub(r.now()), time.Nanosecond), func(st exporter.Status) {
@@ -478,7 +479,7 @@ func (r *Runner) runExport(ctx context.Context, jr *jobRunner, res *RunResult, p
 	var fe *exporter.FailedError
 	switch {
 	case errors.As(err, &fe), errors.Is(err, exporter.ErrTimeout):
-		return r.commitFailure(ctx, job, src, publish.ReasonExportFailed, err.Error(), res, prog, log)
+		return r.commitFailure(ctx, job, src, datapackage.ReasonExportFailed, err.Error(), res, prog, log)
 	case err != nil:
 		r.metrics.poll(job.Name, "error")
 		return fmt.Errorf("job %s: export %s: %w", job.Name, id, err)
@@ -488,7 +489,7 @@ func (r *Runner) runExport(ctx context.Context, jr *jobRunner, res *RunResult, p
 		// A download that cannot be written (disk full) never closes the
 		// export: it stays open and is downloaded again.
 		if ctx.Err() == nil && !r.now().Before(deadline) && !fault.IsEnvironment(err) {
-			return r.commitFailure(ctx, job, src, publish.ReasonDownloadFailed, err.Error(), res, prog, log)
+			return r.commitFailure(ctx, job, src, datapackage.ReasonDownloadFailed, err.Error(), res, prog, log)
 		}
 		// The export stays open: the next run downloads it again.
 		return fmt.Errorf("job %s: downloading export %s: %w", job.Name, id, err)
@@ -513,8 +514,8 @@ func (r *Runner) startExport(ctx context.Context, jr *jobRunner, spec exporter.S
 	if _, err := jr.exp.Start(ctx, spec, id); err != nil {
 		var se *finops.StatusError
 		if errors.As(err, &se) && se.StatusCode >= 400 && se.StatusCode < 500 && se.StatusCode != http.StatusTooManyRequests {
-			src := publish.Source{Job: spec.Job, Kind: KindPackageExport, MessageID: id, ExecutionID: id, LegalEntity: spec.LegalEntity}
-			return r.commitFailure(ctx, jr.cfg, src, publish.ReasonExportFailed, err.Error(), res, prog, log)
+			src := dataexport.Source{Job: spec.Job, Kind: KindPackageExport, MessageID: id, ExecutionID: id, LegalEntity: spec.LegalEntity}
+			return r.commitFailure(ctx, jr.cfg, src, datapackage.ReasonExportFailed, err.Error(), res, prog, log)
 		}
 		return fmt.Errorf("job %s: starting export %s: %w", spec.Job, id, err)
 	}
@@ -524,9 +525,9 @@ func (r *Runner) startExport(ctx context.Context, jr *jobRunner, spec exporter.S
 
 // commitFailure publishes a DataExportFailed for an export that ended
 // without a package, and closes the export.
-func (r *Runner) commitFailure(ctx context.Context, job JobConfig, src publish.Source, reason, msg string, res *RunResult, prog Progress, log zerolog.Logger) error {
+func (r *Runner) commitFailure(ctx context.Context, job JobConfig, src dataexport.Source, reason datapackage.Reason, msg string, res *RunResult, prog Progress, log zerolog.Logger) error {
 	now := r.now()
-	ev := publish.NewFailed(src, reason, msg, "", "", now)
+	ev := dataexport.NewFailed(src, reason, msg, "", "", now)
 	p := store.Package{Job: job.Name, MessageID: src.MessageID, Keys: store.MessageKeys{CorrelationID: src.MessageID}, ExecutionID: src.ExecutionID,
 		ExportError: redact.Excerpt(msg, 2000), At: now, Events: []store.NewEvent{r.route(ev)}}
 	if err := r.commit(ctx, p, res, prog, log); err != nil && !errors.Is(err, store.ErrDuplicate) {
@@ -538,14 +539,14 @@ func (r *Runner) commitFailure(ctx context.Context, job JobConfig, src publish.S
 
 // route attaches the subscriptions that want ev.
 func (r *Runner) route(ev store.Event) store.NewEvent {
-	return store.NewEvent{Event: ev, Subscriptions: publish.Subscribers(r.subs, ev.Topic, ev.Type, ev.Entity)}
+	return store.NewEvent{Event: ev, Subscriptions: publish.Subscribers(r.subs, ev)}
 }
 
 // convert turns a downloaded package into artifacts and events. A package
 // that cannot be processed is moved whole to quarantine and becomes one
 // DataExportFailed event; entities that fail while others convert become
 // one DataExportFailed each, and the package is kept in quarantine too.
-func (r *Runner) convert(ctx context.Context, job JobConfig, src publish.Source, dl *finops.Download, keys store.MessageKeys, prog Progress, log zerolog.Logger) (store.Package, error) {
+func (r *Runner) convert(ctx context.Context, job JobConfig, src dataexport.Source, dl *finops.Download, keys store.MessageKeys, prog Progress, log zerolog.Logger) (store.Package, error) {
 	now := r.now()
 	p := store.Package{Job: job.Name, MessageID: src.MessageID, Keys: keys, At: now}
 	opts := r.cfg.Convert
@@ -572,7 +573,7 @@ func (r *Runner) convert(ctx context.Context, job JobConfig, src publish.Source,
 		_ = os.RemoveAll(pkgDir)
 		log.Warn().Err(err).Str("reason", string(de.Reason)).Str("quarantine_file", q).Msg("package cannot be processed: quarantined")
 		r.metrics.pkg(job.Name, "quarantined")
-		p.Events = append(p.Events, r.route(publish.NewFailed(src, string(de.Reason), de.Error(), de.Entity, q, now)))
+		p.Events = append(p.Events, r.route(dataexport.NewFailed(src, de.Reason, de.Error(), de.Entity, q, now)))
 		return p, nil
 	}
 	quarantined := ""
@@ -587,14 +588,14 @@ func (r *Runner) convert(ctx context.Context, job JobConfig, src publish.Source,
 		a := store.Artifact{ID: files.NewID(), Job: job.Name, Entity: res.Entity, Name: filepath.Base(res.Path), Path: res.Path,
 			ContentType: res.ContentType, ContentEncoding: res.ContentEncoding, Bytes: res.Bytes, SHA256: res.SHA256, Records: res.Records, CreatedAt: now}
 		p.Artifacts = append(p.Artifacts, a)
-		ev := publish.NewCompleted(src, publish.File{ArtifactID: a.ID, Entity: res.Entity, SourceFormat: res.SourceFormat, Records: res.Records,
+		ev := dataexport.NewCompleted(src, dataexport.File{ArtifactID: a.ID, Entity: res.Entity, SourceFormat: res.SourceFormat, Records: res.Records,
 			ContentType: res.ContentType, ContentEncoding: res.ContentEncoding, Bytes: res.Bytes, SHA256: res.SHA256}, now)
 		p.Events = append(p.Events, r.route(ev))
 		r.metrics.converted(job.Name, res.Records, res.Bytes)
 	}
 	for _, f := range conv.Failures {
 		log.Warn().Err(f).Str("entity", f.Entity).Str("reason", string(f.Reason)).Msg("entity cannot be converted")
-		p.Events = append(p.Events, r.route(publish.NewFailed(src, string(f.Reason), f.Error(), f.Entity, quarantined, now)))
+		p.Events = append(p.Events, r.route(dataexport.NewFailed(src, f.Reason, f.Error(), f.Entity, quarantined, now)))
 	}
 	return p, nil
 }
@@ -625,7 +626,7 @@ func (r *Runner) commit(ctx context.Context, p store.Package, res *RunResult, pr
 	for _, e := range evs {
 		res.Events = append(res.Events, e.ID)
 		r.metrics.event(p.Job, e.Type)
-		if e.Type == publish.TypeFailed {
+		if e.Type == dataexport.TypeFailed {
 			failed++
 			res.Failed = append(res.Failed, failureText(e))
 		} else {
@@ -644,7 +645,7 @@ func (r *Runner) commit(ctx context.Context, p store.Package, res *RunResult, pr
 }
 
 func failureText(e store.Event) string {
-	var b publish.FailedBody
+	var b dataexport.FailedBody
 	if err := json.Unmarshal(e.Body, &b); err != nil {
 		return e.ID
 	}

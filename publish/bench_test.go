@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
+	"github.com/exportbridge/exportbridge/dataexport"
 	"github.com/exportbridge/exportbridge/internal/files"
 	"github.com/exportbridge/exportbridge/internal/store"
 	"github.com/exportbridge/exportbridge/publish"
@@ -83,13 +84,13 @@ func benchDelivery(b *testing.B, packages, perPackage int, interval time.Duratio
 			if interval > 0 {
 				<-tick.C
 			}
-			src := publish.Source{Job: "bench", Kind: "dequeue", MessageID: fmt.Sprintf("m%d", p)}
+			src := dataexport.Source{Job: "bench", Kind: "dequeue", MessageID: fmt.Sprintf("m%d", p)}
 			pkg := store.Package{Job: src.Job, MessageID: src.MessageID, Keys: store.MessageKeys{CorrelationID: src.MessageID}, At: time.Now()}
 			for i := range perPackage {
 				aid := fmt.Sprintf("a%d-%d", p, i)
 				ent := fmt.Sprintf("Entity %d", i)
 				pkg.Artifacts = append(pkg.Artifacts, store.Artifact{ID: aid, Job: "bench", Entity: ent, Name: "e.json", Path: "/x", ContentType: "application/json", CreatedAt: time.Now()})
-				ev := publish.NewCompleted(src, publish.File{ArtifactID: aid, Entity: ent, SourceFormat: "CSV", ContentType: "application/json"}, time.Now())
+				ev := dataexport.NewCompleted(src, dataexport.File{ArtifactID: aid, Entity: ent, SourceFormat: "CSV", ContentType: "application/json"}, time.Now())
 				pkg.Events = append(pkg.Events, store.NewEvent{Event: ev, Subscriptions: []string{"a", "b"}})
 			}
 			// Register commit times before the rows are visible to the workers.
@@ -188,10 +189,10 @@ func deliverWithDeadTargets(b *testing.B, dead bool) time.Duration {
 	// Everything is committed before the publisher starts, so both runs
 	// measure delivery alone.
 	for p := range events / 100 {
-		src := publish.Source{Job: "bench", Kind: "dequeue", MessageID: fmt.Sprintf("m%d", p)}
+		src := dataexport.Source{Job: "bench", Kind: "dequeue", MessageID: fmt.Sprintf("m%d", p)}
 		pkg := store.Package{Job: src.Job, MessageID: src.MessageID, Keys: store.MessageKeys{CorrelationID: src.MessageID}, At: time.Now()}
 		for i := range 100 {
-			ev := publish.NewCompleted(src, publish.File{Entity: fmt.Sprintf("Entity %d", i), SourceFormat: "CSV", ContentType: "application/json"}, time.Now())
+			ev := dataexport.NewCompleted(src, dataexport.File{Entity: fmt.Sprintf("Entity %d", i), SourceFormat: "CSV", ContentType: "application/json"}, time.Now())
 			pkg.Events = append(pkg.Events, store.NewEvent{Event: ev, Subscriptions: fanout})
 		}
 		_, err := st.CommitPackage(context.Background(), pkg)
@@ -218,8 +219,8 @@ func deliverWithDeadTargets(b *testing.B, dead bool) time.Duration {
 // else (no store, no claims, no outcomes), and returns requests per second.
 func rawCeiling(b *testing.B, subs []*publish.Subscription, total int) float64 {
 	b.Helper()
-	src := publish.Source{Job: "bench", Kind: "dequeue", MessageID: "raw"}
-	ev := publish.NewCompleted(src, publish.File{Entity: "Entity 1", SourceFormat: "CSV", ContentType: "application/json"}, time.Now())
+	src := dataexport.Source{Job: "bench", Kind: "dequeue", MessageID: "raw"}
+	ev := dataexport.NewCompleted(src, dataexport.File{Entity: "Entity 1", SourceFormat: "CSV", ContentType: "application/json"}, time.Now())
 	sender := publish.NewSender()
 	start := time.Now()
 	var wg sync.WaitGroup

@@ -1,6 +1,7 @@
 package publish_test
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -145,4 +146,25 @@ func TestOpenCircuitSpendsNoAttempts(t *testing.T) {
 	require.Equal(t, []string{"flow/" + publish.CircuitOpen, "flow/" + publish.CircuitClosed}, h.obs.circuitChanges())
 	require.Empty(t, h.deliveries(store.StateDead), "no delivery spent its attempts while the circuit was open")
 	require.Equal(t, 24, rcv.count(), "3 failures + 1 failed probe + 20 deliveries")
+}
+
+// TestEngineDeliversAnyStoredEvent: an event appended without a source
+// message, of no contract the engine knows, is delivered with its stored
+// CloudEvents attributes and its body as stored.
+func TestEngineDeliversAnyStoredEvent(t *testing.T) {
+	t.Parallel()
+	rcv := newReceiver(t, nil)
+	h := newHarness(t, nil, sub("orders", rcv.srv.URL, func(c *publish.SubscriptionConfig) { c.Topics = []string{"orders"} }))
+	ev := store.Event{ID: "2b6d4e0a-1f5c-4f0e-9d1a-3c2e5b7a9f10", Type: "OrderShipped", CEType: "com.example.order.shipped", Source: "/erp/orders",
+		Subject: "order/1001", Topic: "orders/shipped", Body: []byte(`{"order":1001,"carrier":"DHL"}`), CreatedAt: time.Now()}
+	_, err := h.st.AppendEvents(context.Background(), []store.NewEvent{{Event: ev, Subscriptions: publish.Subscribers(h.subs, ev)}}, time.Now())
+	require.NoError(t, err)
+	h.pub.Notify()
+	eventually(t, func() bool { return rcv.count() == 1 }, "delivered")
+	r := rcv.requests()[0]
+	require.Equal(t, ev.ID, r.webhookID)
+	require.Equal(t, "com.example.order.shipped", r.ceType)
+	require.Equal(t, "/erp/orders", r.ceSource)
+	require.Equal(t, "order/1001", r.subject)
+	require.Equal(t, map[string]any{"order": float64(1001), "carrier": "DHL"}, r.body)
 }

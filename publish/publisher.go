@@ -26,6 +26,15 @@ type Outbox interface {
 	Paused(ctx context.Context) (map[string]string, error)
 }
 
+// Renderer makes the body of one attempt from a stored event and, for an
+// event that references a file, the DownloadURL minted for this attempt
+// (empty otherwise). Each event contract has one (dataexport.Render); the
+// engine itself knows no event's shape.
+type Renderer func(ev store.Event, downloadURL string, expires time.Time) ([]byte, error)
+
+// storedBody is the default Renderer: the body as stored.
+func storedBody(ev store.Event, _ string, _ time.Time) ([]byte, error) { return ev.Body, nil }
+
 // URLMinter mints download links (internal/files.Signer).
 type URLMinter interface {
 	URL(id, name string, expires time.Time) string
@@ -89,6 +98,7 @@ type Publisher struct {
 	sender *Sender
 	minter URLMinter
 	obs    Observer
+	render Renderer
 	log    zerolog.Logger
 	now    func() time.Time
 
@@ -114,6 +124,9 @@ type Option func(*Publisher)
 // WithObserver reports attempts to o.
 func WithObserver(o Observer) Option { return func(p *Publisher) { p.obs = o } }
 
+// WithRenderer renders every attempt's body with r.
+func WithRenderer(r Renderer) Option { return func(p *Publisher) { p.render = r } }
+
 // WithClock sets the clock (tests).
 func WithClock(now func() time.Time) Option { return func(p *Publisher) { p.now = now } }
 
@@ -124,7 +137,7 @@ func WithAttemptHook(hook func()) Option { return func(p *Publisher) { p.beforeS
 // New returns a publisher for subs.
 func New(cfg Config, st Outbox, subs []*Subscription, minter URLMinter, log zerolog.Logger, opts ...Option) *Publisher {
 	p := &Publisher{cfg: cfg.withDefaults(), st: st, subs: subs, sender: NewSender(), minter: minter,
-		log: log.With().Str("component", "publish").Logger(), now: time.Now, wake: map[string]chan struct{}{},
+		render: storedBody, log: log.With().Str("component", "publish").Logger(), now: time.Now, wake: map[string]chan struct{}{},
 		breakers: map[string]*breaker{}, record: make(chan completion, 256), recorded: make(chan struct{})}
 	for _, s := range subs {
 		p.wake[s.Name] = make(chan struct{}, 1)
@@ -446,7 +459,7 @@ func (p *Publisher) attempt(ctx context.Context, s *Subscription, d store.Delive
 		expires = now.Add(p.minter.TTL())
 		url = p.minter.URL(d.Artifact.ID, d.Artifact.Name, expires)
 	}
-	body, err := render(d.Event, url, expires)
+	body, err := p.render(d.Event, url, expires)
 	var status int
 	if err == nil {
 		if p.beforeSend != nil {
@@ -467,20 +480,22 @@ func (p *Publisher) attempt(ctx context.Context, s *Subscription, d store.Delive
 	} else {
 		o = nextOutcome(s.Retry, s.MaxRetryAfter, d.Attempt, status, err, end)
 	}
-	if cerr := p.complete(d.ID, o); cerr != nil {
-		log.Error().Err(cerr).Int64("delivery_id", d.ID).Msg("recording delivery outcome failed; the lease will expire and it will be retried")
-		return
-	}
 	var se *SendError
 	isSendErr := errors.As(err, &se)
-	if ctx.Err() == nil && (err == nil || isSendErr) {
-		p.circuit(s.Name, err == nil || !se.Retryable, probe, end, status, log)
-	}
 	if isSendErr && se.Gone {
+		// Paused before the dead letter is recorded: whoever sees the dead
+		// letter sees the pause too.
 		if perr := p.st.Pause(recCtx, s.Name, fmt.Sprintf("HTTP 410 Gone for event %s", d.Event.ID), end); perr != nil {
 			log.Error().Err(perr).Msg("pausing subscription failed")
 		}
 		log.Warn().Str("event_id", d.Event.ID).Msg("subscription answered 410 Gone: paused until resumed")
+	}
+	if cerr := p.complete(d.ID, o); cerr != nil {
+		log.Error().Err(cerr).Int64("delivery_id", d.ID).Msg("recording delivery outcome failed; the lease will expire and it will be retried")
+		return
+	}
+	if ctx.Err() == nil && (err == nil || isSendErr) {
+		p.circuit(s.Name, err == nil || !se.Retryable, probe, end, status, log)
 	}
 	label := outcomeLabel(o.State)
 	if p.obs != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
+	"github.com/exportbridge/exportbridge/dataexport"
 	"github.com/exportbridge/exportbridge/internal/files"
 	"github.com/exportbridge/exportbridge/internal/store"
 	"github.com/exportbridge/exportbridge/publish"
@@ -94,7 +95,7 @@ func newHarness(t *testing.T, now func() time.Time, cfgs ...publish.Subscription
 
 func (h *harness) start() {
 	minter := files.NewSigner([]byte("test-signing-key-0123456789"), "http://127.0.0.1:8080", time.Hour)
-	opts := []publish.Option{publish.WithObserver(h.obs)}
+	opts := []publish.Option{publish.WithObserver(h.obs), publish.WithRenderer(dataexport.Render)}
 	if h.now != nil {
 		opts = append(opts, publish.WithClock(h.now))
 	}
@@ -112,13 +113,13 @@ func (h *harness) commit(entities ...string) []store.Event {
 	if h.now != nil {
 		at = h.now()
 	}
-	src := publish.Source{Job: "customer-groups", Kind: "dequeue", MessageID: fmt.Sprintf("msg-%d", h.seq), LegalEntity: "usmf"}
+	src := dataexport.Source{Job: "customer-groups", Kind: "dequeue", MessageID: fmt.Sprintf("msg-%d", h.seq), LegalEntity: "usmf"}
 	p := store.Package{Job: src.Job, MessageID: src.MessageID, Keys: store.MessageKeys{CorrelationID: src.MessageID}, At: at}
 	for i, e := range entities {
 		aid := fmt.Sprintf("art-%d-%d", h.seq, i)
 		p.Artifacts = append(p.Artifacts, store.Artifact{ID: aid, Job: src.Job, Entity: e, Name: e + ".json", Path: "/nonexistent", ContentType: "application/json", Bytes: 2, SHA256: "x", CreatedAt: at})
-		ev := publish.NewCompleted(src, publish.File{ArtifactID: aid, Entity: e, SourceFormat: "CSV", Records: 7, ContentType: "application/json", Bytes: 2, SHA256: "x"}, at)
-		p.Events = append(p.Events, store.NewEvent{Event: ev, Subscriptions: publish.Subscribers(h.subs, ev.Topic, ev.Type, ev.Entity)})
+		ev := dataexport.NewCompleted(src, dataexport.File{ArtifactID: aid, Entity: e, SourceFormat: "CSV", Records: 7, ContentType: "application/json", Bytes: 2, SHA256: "x"}, at)
+		p.Events = append(p.Events, store.NewEvent{Event: ev, Subscriptions: publish.Subscribers(h.subs, ev)})
 	}
 	evs, err := h.st.CommitPackage(context.Background(), p)
 	require.NoError(h.t, err)

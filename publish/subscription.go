@@ -3,6 +3,8 @@ package publish
 import (
 	"fmt"
 	"strings"
+
+	"github.com/exportbridge/exportbridge/internal/store"
 )
 
 // Subscription is a configured target with its decoded signing keys.
@@ -29,11 +31,13 @@ func NewSubscription(cfg SubscriptionConfig) (*Subscription, error) {
 }
 
 // Matches reports whether the subscription wants an event: a topic pattern
-// matches, and for completed exports the entity passes the entity filter.
-func (s *Subscription) Matches(topic, typ, entity string) bool {
+// matches, and an event that carries an entity's file passes the entity
+// filter. Events without a file (failures, raised events) are not filtered
+// by entity: a subscriber always hears that its entity failed.
+func (s *Subscription) Matches(ev store.Event) bool {
 	matched := false
 	for _, p := range s.Topics {
-		if MatchTopic(p, topic) {
+		if MatchTopic(p, ev.Topic) {
 			matched = true
 			break
 		}
@@ -41,11 +45,11 @@ func (s *Subscription) Matches(topic, typ, entity string) bool {
 	if !matched {
 		return false
 	}
-	if typ == TypeFailed || len(s.Entities) == 0 {
+	if ev.ArtifactID == "" || len(s.Entities) == 0 {
 		return true
 	}
 	for _, e := range s.Entities {
-		if strings.EqualFold(e, entity) {
+		if strings.EqualFold(e, ev.Entity) {
 			return true
 		}
 	}
@@ -53,10 +57,10 @@ func (s *Subscription) Matches(topic, typ, entity string) bool {
 }
 
 // Subscribers returns the names of the subscriptions that want an event.
-func Subscribers(subs []*Subscription, topic, typ, entity string) []string {
+func Subscribers(subs []*Subscription, ev store.Event) []string {
 	var out []string
 	for _, s := range subs {
-		if s.Matches(topic, typ, entity) {
+		if s.Matches(ev) {
 			out = append(out, s.Name)
 		}
 	}

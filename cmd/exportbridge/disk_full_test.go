@@ -12,9 +12,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/exportbridge/exportbridge/adapter"
+	"github.com/exportbridge/exportbridge/dataexport"
 	"github.com/exportbridge/exportbridge/internal/fault/faulttest"
 	"github.com/exportbridge/exportbridge/internal/finopssim"
-	"github.com/exportbridge/exportbridge/publish"
 )
 
 // TestFullFilesystemLosesNothing runs the real binary with files.dir on a
@@ -60,7 +60,7 @@ func TestFullFilesystemLosesNothing(t *testing.T) {
 	require.Len(t, e.sink.idsByEntity(), 3)
 	e.sink.mu.Lock()
 	for _, ev := range e.sink.got {
-		require.NotEqual(t, publish.TypeFailed, ev["BusinessEventId"], "no DataExportFailed for a full disk")
+		require.NotEqual(t, dataexport.TypeFailed, ev["BusinessEventId"], "no DataExportFailed for a full disk")
 	}
 	e.sink.mu.Unlock()
 	for _, m := range e.sim.Messages(procActivity) {

@@ -22,6 +22,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/exportbridge/exportbridge/adapter"
+	"github.com/exportbridge/exportbridge/dataexport"
 	"github.com/exportbridge/exportbridge/internal/finopssim"
 	"github.com/exportbridge/exportbridge/internal/store"
 	"github.com/exportbridge/exportbridge/publish"
@@ -105,7 +106,7 @@ func (s *sink) idsByEntity() map[string]map[string]int {
 	defer s.mu.Unlock()
 	out := map[string]map[string]int{}
 	for _, ev := range s.got {
-		if ev["BusinessEventId"] != publish.TypeCompleted {
+		if ev["BusinessEventId"] != dataexport.TypeCompleted {
 			continue
 		}
 		ent := ev["MessageId"].(string) + "/" + ev["EntityName"].(string)

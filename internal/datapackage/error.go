@@ -16,6 +16,10 @@ const (
 	ReasonLimit       Reason = "limit_exceeded"
 	ReasonUnsupported Reason = "unsupported_format"
 	ReasonConvert     Reason = "convert_failed"
+	// There is no package to read: the export failed in FinOps, or its
+	// package (or a message's file) could not be downloaded.
+	ReasonExportFailed   Reason = "export_failed"
+	ReasonDownloadFailed Reason = "download_failed"
 )
 
 // Sentinel errors, one per reason, for errors.Is.

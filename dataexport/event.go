@@ -1,4 +1,10 @@
-package publish
+// Package dataexport is the DataExport event contract: the FinOps-style
+// business events DataExportCompleted and DataExportFailed, their bodies,
+// their CloudEvents attributes, their topics (dataexport/<job>/<entity>),
+// and the renderer that fills in the fields that change per attempt
+// (ControlNumber, a fresh DownloadURL). The delivery engine (publish) knows
+// none of it: it sends stored events and asks this package to render them.
+package dataexport
 
 import (
 	"encoding/json"
@@ -8,6 +14,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/exportbridge/exportbridge/internal/datapackage"
 	"github.com/exportbridge/exportbridge/internal/store"
 )
 
@@ -26,16 +33,9 @@ const (
 // ceSource is the CloudEvents source of a job's events.
 func ceSource(job string) string { return "/exportbridge/jobs/" + job }
 
-// Failure reasons of DataExportFailed (FailureReason).
-const (
-	ReasonCorruptPackage    = "corrupt_package"
-	ReasonUnsafeEntry       = "unsafe_entry"
-	ReasonLimitExceeded     = "limit_exceeded"
-	ReasonUnsupportedFormat = "unsupported_format"
-	ReasonConvertFailed     = "convert_failed"
-	ReasonExportFailed      = "export_failed"
-	ReasonDownloadFailed    = "download_failed"
-)
+// Reason is a DataExportFailed's FailureReason: the one enum of failure
+// reasons, defined where packages are read (datapackage.Reason).
+type Reason = datapackage.Reason
 
 // Source says where a package came from.
 type Source struct {
@@ -145,10 +145,10 @@ func NewCompleted(src Source, f File, at time.Time) store.Event {
 
 // NewFailed builds a DataExportFailed event. entity is "" when the whole
 // package failed.
-func NewFailed(src Source, reason, message, entity, quarantineFile string, at time.Time) store.Event {
+func NewFailed(src Source, reason Reason, message, entity, quarantineFile string, at time.Time) store.Event {
 	id := uuid.NewString()
 	body := FailedBody{header: newHeader(TypeFailed, src, id, at), OperationType: "Export", ProjectCategory: "Integration",
-		EntityName: entity, FailureReason: reason, FailureMessage: message, QuarantineFile: quarantineFile}
+		EntityName: entity, FailureReason: string(reason), FailureMessage: message, QuarantineFile: quarantineFile}
 	b, _ := json.Marshal(body)
 	subject := entity
 	if subject == "" {
@@ -158,8 +158,10 @@ func NewFailed(src Source, reason, message, entity, quarantineFile string, at ti
 		Topic: Topic(src.Job, TypeFailed, entity), Job: src.Job, Entity: entity, Body: b, CreatedAt: at}
 }
 
-// render fills in the fields that are set per attempt.
-func render(ev store.Event, url string, expires time.Time) ([]byte, error) {
+// Render fills in the fields of a DataExport event that are set per
+// attempt: ControlNumber, and for a completed export the DownloadURL minted
+// for this attempt. Events of other contracts pass through as stored.
+func Render(ev store.Event, url string, expires time.Time) ([]byte, error) {
 	switch ev.Type {
 	case TypeCompleted:
 		var b CompletedBody
@@ -180,5 +182,5 @@ func render(ev store.Event, url string, expires time.Time) ([]byte, error) {
 		b.ControlNumber = ev.ControlNumber
 		return json.Marshal(b)
 	}
-	return nil, fmt.Errorf("event %s: unknown type %q", ev.ID, ev.Type)
+	return ev.Body, nil
 }
