@@ -56,10 +56,12 @@ type App struct {
 	Metrics *Metrics
 	Sim     *finopssim.Server
 	signer  *files.Signer
-	subs    []*publish.Subscription
-	reg     *prometheus.Registry
-	httpSrv *http.Server
-	HTTPUp  bool
+	// Subscriptions is the registry the publisher follows and the runner
+	// routes by; the configuration fills it at start.
+	Subscriptions *publish.Registry
+	reg           *prometheus.Registry
+	httpSrv       *http.Server
+	HTTPUp        bool
 
 	fatal chan error // a component found the process cannot go on (the store lost)
 	// Instance names this process on the leases it takes in the store:
@@ -128,7 +130,7 @@ func StartApp(ctx context.Context, cfg *Config, log zerolog.Logger, opts AppOpti
 		}
 		subs = append(subs, s)
 	}
-	a.subs = subs
+	a.Subscriptions = publish.NewRegistry(subs)
 	a.Metrics = NewMetrics(a.reg, st.Counts)
 
 	// The HTTP server starts before the publisher and stops after it:
@@ -138,9 +140,9 @@ func StartApp(ctx context.Context, cfg *Config, log zerolog.Logger, opts AppOpti
 	} else {
 		log.Info().Str("listen", cfg.Server.Listen).Msg("address in use (is the daemon running?): its server will serve the download links")
 	}
-	a.Pub = publish.New(publish.Config{Owner: a.Instance, LeaseTTL: cfg.Store.LeaseTTL}, st, subs, a.signer, log,
+	a.Pub = publish.New(publish.Config{Owner: a.Instance, LeaseTTL: cfg.Store.LeaseTTL}, st, a.Subscriptions, a.signer, log,
 		publish.WithObserver(a.Metrics), publish.WithRenderer(dataexport.Render), publish.WithAttemptHook(func() { opts.Failpoint.reached(fpDuringDeliver) }))
-	if a.Runner, err = NewRunner(cfg, st, subs, a.Pub.Notify, a.Metrics, a.Instance, log); err != nil {
+	if a.Runner, err = NewRunner(cfg, st, a.Subscriptions, a.Pub.Notify, a.Metrics, a.Instance, log); err != nil {
 		return nil, err
 	}
 	a.Runner.failpoint = opts.Failpoint

@@ -48,7 +48,7 @@ func (a *App) Handler() http.Handler {
 		mux.Handle("/api/", a.requireToken(api))
 	}
 	if a.cfg.Simulator.Enabled {
-		mux.Handle("POST "+DemoReceiverPath, newDemoReceiver(a.subs, a.log))
+		mux.Handle("POST "+DemoReceiverPath, newDemoReceiver(a.Subscriptions.Subscriptions(), a.log))
 	}
 	return mux
 }
@@ -331,7 +331,7 @@ func (a *App) apiSubscriptions(w http.ResponseWriter, r *http.Request) {
 	}
 	out := []subscriptionView{}
 	circuits := a.Pub.Circuits()
-	for _, s := range a.subs {
+	for _, s := range a.Subscriptions.Subscriptions() {
 		reason, p := paused[s.Name]
 		out = append(out, subscriptionView{Name: s.Name, URL: redact.URL(s.URL), Topics: s.Topics, Entities: append([]string{}, s.Entities...),
 			Signed: len(s.Secret) > 0, Paused: p, PausedReason: reason, Circuit: circuits[s.Name]})
@@ -342,7 +342,7 @@ func (a *App) apiSubscriptions(w http.ResponseWriter, r *http.Request) {
 func (a *App) apiResume(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	found := false
-	for _, s := range a.subs {
+	for _, s := range a.Subscriptions.Subscriptions() {
 		found = found || s.Name == name
 	}
 	if !found {

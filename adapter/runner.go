@@ -89,7 +89,7 @@ type Runner struct {
 	leaseTTL  time.Duration
 	cfg       *Config
 	st        Ledger
-	subs      []*publish.Subscription
+	subs      *publish.Registry
 	notify    func()
 	metrics   *Metrics
 	log       zerolog.Logger
@@ -115,7 +115,7 @@ type jobRunner struct {
 
 // NewRunner builds the runner and one FinOps client per connection.
 // instance names this process on the job leases it takes.
-func NewRunner(cfg *Config, st Ledger, subs []*publish.Subscription, notify func(), m *Metrics, instance string, log zerolog.Logger) (*Runner, error) {
+func NewRunner(cfg *Config, st Ledger, subs *publish.Registry, notify func(), m *Metrics, instance string, log zerolog.Logger) (*Runner, error) {
 	r := &Runner{instance: instance, leaseTTL: cfg.Store.LeaseTTL, cfg: cfg, st: st, subs: subs, notify: notify, metrics: m,
 		log: log.With().Str("component", "runner").Logger(), now: time.Now, jobs: map[string]*jobRunner{}}
 	clients := map[string]*finops.Client{}
@@ -539,7 +539,7 @@ func (r *Runner) commitFailure(ctx context.Context, job JobConfig, src dataexpor
 
 // route attaches the subscriptions that want ev.
 func (r *Runner) route(ev store.Event) store.NewEvent {
-	return store.NewEvent{Event: ev, Subscriptions: publish.Subscribers(r.subs, ev)}
+	return store.NewEvent{Event: ev, Subscriptions: publish.Subscribers(r.subs.Subscriptions(), ev)}
 }
 
 // convert turns a downloaded package into artifacts and events. A package

@@ -74,7 +74,7 @@ func benchDelivery(b *testing.B, packages, perPackage int, interval time.Duratio
 			subs = append(subs, s)
 		}
 		minter := files.NewSigner([]byte("bench-signing-key-0123456789"), "http://127.0.0.1:8080", time.Hour)
-		pub := publish.New(publish.Config{}, st, subs, minter, zerolog.Nop())
+		pub := publish.New(publish.Config{}, st, publish.NewRegistry(subs), minter, zerolog.Nop())
 		require.NoError(b, pub.Start(context.Background()))
 		b.StartTimer()
 
@@ -199,7 +199,7 @@ func deliverWithDeadTargets(b *testing.B, dead bool) time.Duration {
 		require.NoError(b, err)
 	}
 	minter := files.NewSigner([]byte("bench-signing-key-0123456789"), "http://127.0.0.1:8080", time.Hour)
-	pub := publish.New(publish.Config{}, st, subs, minter, zerolog.Nop())
+	pub := publish.New(publish.Config{}, st, publish.NewRegistry(subs), minter, zerolog.Nop())
 	start := time.Now()
 	require.NoError(b, pub.Start(context.Background()))
 	select {

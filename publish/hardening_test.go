@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/exportbridge/exportbridge/dataexport"
 	"github.com/exportbridge/exportbridge/internal/store"
 	"github.com/exportbridge/exportbridge/publish"
 )
@@ -167,4 +169,39 @@ func TestEngineDeliversAnyStoredEvent(t *testing.T) {
 	require.Equal(t, "/erp/orders", r.ceSource)
 	require.Equal(t, "order/1001", r.subject)
 	require.Equal(t, map[string]any{"order": float64(1001), "carrier": "DHL"}, r.body)
+}
+
+// TestSubscriptionsChangeWhileRunning: the engine follows its registry: a
+// subscription added while it runs gets a dispatcher and its deliveries; one
+// removed stops being sent to, its deliveries kept pending.
+func TestSubscriptionsChangeWhileRunning(t *testing.T) {
+	t.Parallel()
+	first, second := newReceiver(t, nil), newReceiver(t, nil)
+	h := newHarness(t, nil, sub("first", first.srv.URL))
+	reg := h.registry
+	h.commit("A")
+	eventually(t, func() bool { return first.count() == 1 }, "first delivers")
+
+	added, err := publish.NewSubscription(sub("second", second.srv.URL))
+	require.NoError(t, err)
+	reg.Set(append(reg.Subscriptions(), added))
+	h.subs = reg.Subscriptions() // routing of the next commits
+	h.commit("B")
+	eventually(t, func() bool { return first.count() == 2 && second.count() == 1 }, "the added subscription delivers without a restart")
+	require.Equal(t, []string{"first", "second"}, h.pub.Dispatching())
+
+	reg.Set([]*publish.Subscription{added})
+	h.subs = reg.Subscriptions()
+	eventually(t, func() bool { return slices.Equal(h.pub.Dispatching(), []string{"second"}) }, "the removed subscription's dispatcher stops")
+	// A delivery for the removed subscription (committed by a process that
+	// still routed to it) waits, pending.
+	ev := dataexport.NewCompleted(dataexport.Source{Job: "j", Kind: "dequeue", MessageID: "late"}, dataexport.File{Entity: "C"}, time.Now())
+	_, err = h.st.AppendEvents(context.Background(), []store.NewEvent{{Event: ev, Subscriptions: []string{"first", "second"}}}, time.Now())
+	require.NoError(t, err)
+	h.pub.Notify()
+	eventually(t, func() bool { return second.count() == 2 }, "the remaining subscription still delivers")
+	require.Never(t, func() bool { return first.count() > 2 }, 100*time.Millisecond, 5*time.Millisecond, "nothing is sent to a removed subscription")
+	pending := h.deliveries(store.StatePending)
+	require.Len(t, pending, 1)
+	require.Equal(t, "first", pending[0].Subscription)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -94,7 +95,7 @@ var ErrStopDeadline = errors.New("publish: shutdown deadline passed; unfinished 
 type Publisher struct {
 	cfg    Config
 	st     Outbox
-	subs   []*Subscription
+	reg    *Registry
 	sender *Sender
 	minter URLMinter
 	obs    Observer
@@ -102,11 +103,13 @@ type Publisher struct {
 	log    zerolog.Logger
 	now    func() time.Time
 
-	wake       map[string]chan struct{}
-	breakers   map[string]*breaker
-	beforeSend func()
-	record     chan completion // attempts' outcomes, written in batches
-	recorded   chan struct{}   // closed when the recorder has stopped
+	// dispatchers and breakers are per subscription name, following reg;
+	// guarded by mu.
+	dispatchers map[string]*dispatcher
+	breakers    map[string]*breaker
+	beforeSend  func()
+	record      chan completion // attempts' outcomes, written in batches
+	recorded    chan struct{}   // closed when the recorder has stopped
 
 	mu       sync.Mutex
 	started  bool
@@ -134,15 +137,20 @@ func WithClock(now func() time.Time) Option { return func(p *Publisher) { p.now 
 // tests' failpoint).
 func WithAttemptHook(hook func()) Option { return func(p *Publisher) { p.beforeSend = hook } }
 
-// New returns a publisher for subs.
-func New(cfg Config, st Outbox, subs []*Subscription, minter URLMinter, log zerolog.Logger, opts ...Option) *Publisher {
-	p := &Publisher{cfg: cfg.withDefaults(), st: st, subs: subs, sender: NewSender(), minter: minter,
-		render: storedBody, log: log.With().Str("component", "publish").Logger(), now: time.Now, wake: map[string]chan struct{}{},
-		breakers: map[string]*breaker{}, record: make(chan completion, 256), recorded: make(chan struct{})}
-	for _, s := range subs {
-		p.wake[s.Name] = make(chan struct{}, 1)
-		p.breakers[s.Name] = newBreaker(BreakerConfig{Threshold: s.BreakerThreshold, MinInterval: s.BreakerInterval, MaxInterval: s.BreakerMaxInterval})
-	}
+// dispatcher is one subscription's claim-and-send loop.
+type dispatcher struct {
+	sub    *Subscription
+	wake   chan struct{}
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// New returns a publisher for the subscriptions in reg, following its
+// changes once started.
+func New(cfg Config, st Outbox, reg *Registry, minter URLMinter, log zerolog.Logger, opts ...Option) *Publisher {
+	p := &Publisher{cfg: cfg.withDefaults(), st: st, reg: reg, sender: NewSender(), minter: minter,
+		render: storedBody, log: log.With().Str("component", "publish").Logger(), now: time.Now,
+		dispatchers: map[string]*dispatcher{}, breakers: map[string]*breaker{}, record: make(chan completion, 256), recorded: make(chan struct{})}
 	for _, o := range opts {
 		o(p)
 	}
@@ -151,6 +159,8 @@ func New(cfg Config, st Outbox, subs []*Subscription, minter URLMinter, log zero
 
 // Circuits returns each subscription's circuit breaker state.
 func (p *Publisher) Circuits() map[string]BreakerState {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	out := make(map[string]BreakerState, len(p.breakers))
 	for name, b := range p.breakers {
 		out[name] = b.snapshot()
@@ -158,16 +168,99 @@ func (p *Publisher) Circuits() map[string]BreakerState {
 	return out
 }
 
+// Dispatching returns the names of the subscriptions being dispatched now,
+// sorted.
+func (p *Publisher) Dispatching() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]string, 0, len(p.dispatchers))
+	for name := range p.dispatchers {
+		out = append(out, name)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// breaker returns name's circuit breaker, made on first use; it outlives
+// changes of the subscription's other settings.
+func (p *Publisher) breaker(s *Subscription) *breaker {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	b, ok := p.breakers[s.Name]
+	if !ok {
+		b = newBreaker(BreakerConfig{Threshold: s.BreakerThreshold, MinInterval: s.BreakerInterval, MaxInterval: s.BreakerMaxInterval})
+		p.breakers[s.Name] = b
+	}
+	return b
+}
+
+// follow starts and stops dispatchers as the registry changes, until ctx
+// ends.
+func (p *Publisher) follow(ctx, attemptCtx context.Context) {
+	defer p.loops.Done()
+	changes := p.reg.changes()
+	p.reconcile(ctx, attemptCtx)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-changes:
+			p.reconcile(ctx, attemptCtx)
+		}
+	}
+}
+
+// reconcile makes the running dispatchers match the registry: removed or
+// changed subscriptions' dispatchers stop (attempts they started finish),
+// new or changed ones start. A removed subscription's deliveries stay in the
+// store, pending, until it comes back or they are replayed elsewhere.
+func (p *Publisher) reconcile(ctx, attemptCtx context.Context) {
+	want := map[string]*Subscription{}
+	for _, s := range p.reg.Subscriptions() {
+		want[s.Name] = s
+	}
+	p.mu.Lock()
+	var stopped []*dispatcher
+	for name, d := range p.dispatchers {
+		if s, ok := want[name]; !ok || s != d.sub {
+			d.cancel()
+			stopped = append(stopped, d)
+			delete(p.dispatchers, name)
+			if !ok {
+				delete(p.breakers, name)
+			}
+		}
+	}
+	p.mu.Unlock()
+	for _, d := range stopped {
+		<-d.done
+		p.log.Info().Str("subscription", d.sub.Name).Msg("subscription removed or changed: its dispatcher stopped")
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for name, s := range want {
+		if _, running := p.dispatchers[name]; running {
+			continue
+		}
+		dctx, cancel := context.WithCancel(ctx)
+		d := &dispatcher{sub: s, wake: make(chan struct{}, 1), cancel: cancel, done: make(chan struct{})}
+		p.dispatchers[name] = d
+		p.loops.Add(1)
+		go p.dispatch(dctx, attemptCtx, d)
+	}
+}
+
 // Start launches the dispatchers, the lease renewer and the rescuer. It
 // first returns to pending the deliveries whose leases expired: those of a
 // process that died. A live process's leases are never taken.
 func (p *Publisher) Start(ctx context.Context) error {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	if p.started {
+		p.mu.Unlock()
 		return errors.New("publish: already started")
 	}
 	p.started = true
+	p.mu.Unlock()
 	if n, err := p.st.Rescue(ctx, p.now()); err != nil {
 		return fmt.Errorf("publish: rescuing deliveries: %w", err)
 	} else if n > 0 {
@@ -175,13 +268,12 @@ func (p *Publisher) Start(ctx context.Context) error {
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	attemptCtx, abort := context.WithCancel(context.WithoutCancel(ctx))
+	p.mu.Lock()
 	p.cancel, p.abort = cancel, abort
+	p.mu.Unlock()
 	go p.recorder()
-	for _, s := range p.subs {
-		p.loops.Add(1)
-		go p.dispatch(runCtx, attemptCtx, s)
-	}
-	p.loops.Add(1)
+	p.loops.Add(2)
+	go p.follow(runCtx, attemptCtx)
 	go p.rescueLoop(runCtx)
 	p.renewer.Add(1)
 	go p.renewLoop(attemptCtx)
@@ -212,25 +304,25 @@ func (p *Publisher) renewLoop(ctx context.Context) {
 // cuts the rest short and returns them to pending. It is idempotent.
 func (p *Publisher) Stop(ctx context.Context) error {
 	p.mu.Lock()
-	started := p.started
+	cancel, abort := p.cancel, p.abort
 	p.mu.Unlock()
-	if !started {
+	if cancel == nil { // never started, or its start failed
 		return nil
 	}
 	var err error
 	p.stopOnce.Do(func() {
-		p.cancel()
+		cancel()
 		p.loops.Wait()
 		done := make(chan struct{})
 		go func() { p.inflight.Wait(); close(done) }()
 		select {
 		case <-done:
 		case <-ctx.Done():
-			p.abort() // attempts see a cancelled context and release their rows
+			abort() // attempts see a cancelled context and release their rows
 			<-done
 			err = ErrStopDeadline
 		}
-		p.abort()
+		abort()
 		p.renewer.Wait()
 		close(p.record) // every attempt has handed in its outcome
 		<-p.recorded
@@ -300,9 +392,11 @@ func (p *Publisher) complete(id int64, o store.Outcome) error {
 
 // Notify wakes every dispatcher: new deliveries were committed.
 func (p *Publisher) Notify() {
-	for _, ch := range p.wake {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, d := range p.dispatchers {
 		select {
-		case ch <- struct{}{}:
+		case d.wake <- struct{}{}:
 		default:
 		}
 	}
@@ -348,8 +442,10 @@ func (p *Publisher) rescueLoop(ctx context.Context) {
 }
 
 // dispatch claims and sends the deliveries of one subscription.
-func (p *Publisher) dispatch(ctx, attemptCtx context.Context, s *Subscription) {
+func (p *Publisher) dispatch(ctx, attemptCtx context.Context, d *dispatcher) {
 	defer p.loops.Done()
+	defer close(d.done)
+	s := d.sub
 	log := p.log.With().Str("subscription", s.Name).Logger()
 	slots := make(chan struct{}, s.MaxInFlight)
 	released := make(chan struct{}, 1) // an attempt ended: a slot is free
@@ -366,7 +462,7 @@ func (p *Publisher) dispatch(ctx, attemptCtx context.Context, s *Subscription) {
 		case <-ctx.Done():
 			return
 		case <-timer.C:
-		case <-p.wake[s.Name]:
+		case <-d.wake:
 		case <-released:
 			min = batch
 		}
@@ -395,7 +491,7 @@ func (p *Publisher) claimAndSend(ctx, attemptCtx context.Context, s *Subscriptio
 		return
 	}
 	now := p.now()
-	br := p.breakers[s.Name]
+	br := p.breaker(s)
 	n, probe := br.allow(now, free)
 	if n == 0 {
 		return // the circuit is open: due deliveries wait without spending attempts
@@ -431,8 +527,9 @@ func (p *Publisher) claimAndSend(ctx, attemptCtx context.Context, s *Subscriptio
 
 // circuit records an attempt's result in the subscription's breaker and
 // reports a change of state once.
-func (p *Publisher) circuit(name string, ok, probe bool, now time.Time, status int, log zerolog.Logger) {
-	br := p.breakers[name]
+func (p *Publisher) circuit(s *Subscription, ok, probe bool, now time.Time, status int, log zerolog.Logger) {
+	name := s.Name
+	br := p.breaker(s)
 	switch br.record(ok, probe, now) {
 	case CircuitOpen:
 		st := br.snapshot()
@@ -495,7 +592,7 @@ func (p *Publisher) attempt(ctx context.Context, s *Subscription, d store.Delive
 		return
 	}
 	if ctx.Err() == nil && (err == nil || isSendErr) {
-		p.circuit(s.Name, err == nil || !se.Retryable, probe, end, status, log)
+		p.circuit(s, err == nil || !se.Retryable, probe, end, status, log)
 	}
 	label := outcomeLabel(o.State)
 	if p.obs != nil {

@@ -31,6 +31,8 @@ type harness struct {
 	now  func() time.Time
 	obs  *observer
 	seq  int
+	// registry is what the publisher follows (set by start).
+	registry *publish.Registry
 }
 
 type observer struct {
@@ -99,8 +101,9 @@ func (h *harness) start() {
 	if h.now != nil {
 		opts = append(opts, publish.WithClock(h.now))
 	}
+	h.registry = publish.NewRegistry(h.subs)
 	h.pub = publish.New(publish.Config{Owner: "test-publisher", PollInterval: 10 * time.Millisecond, RescueInterval: 10 * time.Millisecond},
-		h.st, h.subs, minter, zerolog.Nop(), opts...)
+		h.st, h.registry, minter, zerolog.Nop(), opts...)
 	require.NoError(h.t, h.pub.Start(context.Background()))
 }
 
