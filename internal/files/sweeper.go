@@ -101,7 +101,7 @@ func (s *Sweeper) SweepOrphans(ctx context.Context) (Orphans, error) {
 			out.Bytes += info.Size()
 		}
 	}
-	err = walkFiles(s.cfg.Dir, 2, func(p string, depth int, info fs.FileInfo) {
+	err = walkFiles(s.cfg.Dir, 2, func(p string, depth int, info fs.FileInfo) error {
 		switch {
 		case isTemp(info.Name()):
 			remove(p, info)
@@ -109,14 +109,16 @@ func (s *Sweeper) SweepOrphans(ctx context.Context) (Orphans, error) {
 			remove(p, info)
 			_ = os.Remove(filepath.Dir(p)) // the package folder, once empty
 		}
+		return nil
 	})
 	if err != nil {
 		return out, err
 	}
-	err = walkFiles(s.cfg.WorkDir, 1, func(p string, _ int, info fs.FileInfo) {
+	err = walkFiles(s.cfg.WorkDir, 1, func(p string, _ int, info fs.FileInfo) error {
 		if isTemp(info.Name()) || isDownload(info.Name()) {
 			remove(p, info)
 		}
+		return nil
 	})
 	return out, err
 }
@@ -138,8 +140,9 @@ func isDownload(name string) bool {
 }
 
 // walkFiles calls fn for each regular file at most maxDepth levels below
-// root (1: directly in it). A missing root is no error.
-func walkFiles(root string, maxDepth int, fn func(p string, depth int, info fs.FileInfo)) error {
+// root (1: directly in it), stopping at fn's first error. A missing root is
+// no error.
+func walkFiles(root string, maxDepth int, fn func(p string, depth int, info fs.FileInfo) error) error {
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
@@ -165,8 +168,7 @@ func walkFiles(root string, maxDepth int, fn func(p string, depth int, info fs.F
 		if err != nil {
 			return nil // gone meanwhile
 		}
-		fn(p, depth, info)
-		return nil
+		return fn(p, depth, info)
 	})
 	return err
 }
