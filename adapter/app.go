@@ -56,6 +56,8 @@ type App struct {
 	Metrics *Metrics
 	Sim     *finopssim.Server
 	signer  *files.Signer
+	// Files is where converted files are kept (the local disk for now).
+	Files files.Storage
 	// Subscriptions is the registry the publisher follows and the runner
 	// routes by; the configuration fills it at start.
 	Subscriptions *publish.Registry
@@ -122,6 +124,7 @@ func StartApp(ctx context.Context, cfg *Config, log zerolog.Logger, opts AppOpti
 		return nil, err
 	}
 	a.signer = files.NewSigner(key, cfg.Server.PublicURL, cfg.Files.URLTTL)
+	a.Files = files.Local{Dir: cfg.Files.Dir}
 	var subs []*publish.Subscription
 	for _, sc := range cfg.Subscriptions {
 		s, err := publish.NewSubscription(sc)
@@ -142,7 +145,7 @@ func StartApp(ctx context.Context, cfg *Config, log zerolog.Logger, opts AppOpti
 	}
 	a.Pub = publish.New(publish.Config{Owner: a.Instance, LeaseTTL: cfg.Store.LeaseTTL}, st, a.Subscriptions, a.signer, log,
 		publish.WithObserver(a.Metrics), publish.WithRenderer(dataexport.Render), publish.WithAttemptHook(func() { opts.Failpoint.reached(fpDuringDeliver) }))
-	if a.Runner, err = NewRunner(cfg, st, a.Subscriptions, a.Pub.Notify, a.Metrics, a.Instance, log); err != nil {
+	if a.Runner, err = NewRunner(cfg, st, a.Files, a.Subscriptions, a.Pub.Notify, a.Metrics, a.Instance, log); err != nil {
 		return nil, err
 	}
 	a.Runner.failpoint = opts.Failpoint
@@ -160,7 +163,7 @@ func StartApp(ctx context.Context, cfg *Config, log zerolog.Logger, opts AppOpti
 	a.stops = append(a.stops, a.stopBackground)
 
 	sweepCtx, sweepCancel := context.WithCancel(context.WithoutCancel(ctx))
-	sweeper := files.NewSweeper(st, cfg.Files, log)
+	sweeper := files.NewSweeper(st, a.Files, cfg.Files, log)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

@@ -68,7 +68,7 @@ func TestFullDiskLosesNothing(t *testing.T) {
 	require.Error(t, err)
 	require.Contains(t, err.Error(), "job customer-groups")
 	require.Contains(t, err.Error(), "no space left on device")
-	require.Contains(t, err.Error(), e.cfg.Files.Dir, "the error names the path")
+	require.Contains(t, err.Error(), e.cfg.Files.WorkDir, "the error names the path")
 
 	require.Empty(t, filesUnder(t, e.cfg.Quarantine.Dir), "a full disk quarantines nothing")
 	require.Empty(t, filesUnder(t, e.cfg.Files.Dir), "no partial files left")

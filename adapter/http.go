@@ -30,7 +30,7 @@ const DemoReceiverPath = "/demo/receiver"
 // Handler returns the daemon's HTTP routes.
 func (a *App) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle(files.Pattern, files.NewHandler(a.signer, a.Store, a.cfg.Files.MaxRanges, a.log))
+	mux.Handle(files.Pattern, files.NewHandler(a.signer, a.Store, a.Files, a.cfg.Files.MaxRanges, a.log))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

@@ -89,6 +89,7 @@ type Runner struct {
 	leaseTTL  time.Duration
 	cfg       *Config
 	st        Ledger
+	storage   files.Storage
 	subs      *publish.Registry
 	notify    func()
 	metrics   *Metrics
@@ -115,8 +116,8 @@ type jobRunner struct {
 
 // NewRunner builds the runner and one FinOps client per connection.
 // instance names this process on the job leases it takes.
-func NewRunner(cfg *Config, st Ledger, subs *publish.Registry, notify func(), m *Metrics, instance string, log zerolog.Logger) (*Runner, error) {
-	r := &Runner{instance: instance, leaseTTL: cfg.Store.LeaseTTL, cfg: cfg, st: st, subs: subs, notify: notify, metrics: m,
+func NewRunner(cfg *Config, st Ledger, storage files.Storage, subs *publish.Registry, notify func(), m *Metrics, instance string, log zerolog.Logger) (*Runner, error) {
+	r := &Runner{instance: instance, leaseTTL: cfg.Store.LeaseTTL, cfg: cfg, st: st, storage: storage, subs: subs, notify: notify, metrics: m,
 		log: log.With().Str("component", "runner").Logger(), now: time.Now, jobs: map[string]*jobRunner{}}
 	clients := map[string]*finops.Client{}
 	for name, cc := range cfg.Connections {
@@ -556,12 +557,14 @@ func (r *Runner) convert(ctx context.Context, job JobConfig, src dataexport.Sour
 	opts.BareName = job.Name
 	opts.WorkDir = r.cfg.Files.WorkDir
 	opts.Progress = func(entity string, n int64) { prog.Converting(job.Name, entity, n) }
-	pkgDir := filepath.Join(r.cfg.Files.Dir, files.NewID())
+	// Converted in work_dir, then handed to the storage one file at a time.
+	pkgID := files.NewID()
+	pkgDir := filepath.Join(r.cfg.Files.WorkDir, pkgID)
+	defer os.RemoveAll(pkgDir)
 	conv, err := datapackage.Convert(ctx, dl.Path, pkgDir, opts)
 	if err != nil {
 		var de *datapackage.Error
 		if !errors.As(err, &de) || ctx.Err() != nil {
-			_ = os.RemoveAll(pkgDir)
 			// Not the package's fault (disk full, I/O, cancellation): nothing
 			// is quarantined, published or acknowledged; try again later.
 			return p, fmt.Errorf("job %s: converting %s: %w", job.Name, src.MessageID, err)
@@ -570,7 +573,6 @@ func (r *Runner) convert(ctx context.Context, job JobConfig, src dataexport.Sour
 		if qerr != nil {
 			return p, fmt.Errorf("job %s: quarantining %s: %w", job.Name, src.MessageID, qerr)
 		}
-		_ = os.RemoveAll(pkgDir)
 		log.Warn().Err(err).Str("reason", string(de.Reason)).Str("quarantine_file", q).Msg("package cannot be processed: quarantined")
 		r.metrics.pkg(job.Name, "quarantined")
 		p.Events = append(p.Events, r.route(dataexport.NewFailed(src, de.Reason, de.Error(), de.Entity, q, now)))
@@ -585,8 +587,12 @@ func (r *Runner) convert(ctx context.Context, job JobConfig, src dataexport.Sour
 		quarantined = q
 	}
 	for _, res := range conv.Results {
-		a := store.Artifact{ID: files.NewID(), Job: job.Name, Entity: res.Entity, Name: filepath.Base(res.Path), Path: res.Path,
+		a := store.Artifact{ID: files.NewID(), Job: job.Name, Entity: res.Entity, Name: filepath.Base(res.Path), Key: pkgID + "/" + filepath.Base(res.Path),
 			ContentType: res.ContentType, ContentEncoding: res.ContentEncoding, Bytes: res.Bytes, SHA256: res.SHA256, Records: res.Records, CreatedAt: now}
+		if err := r.storage.Put(ctx, a.Key, res.Path); err != nil {
+			r.deleteStored(p.Artifacts)
+			return p, fmt.Errorf("job %s: storing %s: %w", job.Name, a.Key, err)
+		}
 		p.Artifacts = append(p.Artifacts, a)
 		ev := dataexport.NewCompleted(src, dataexport.File{ArtifactID: a.ID, Entity: res.Entity, SourceFormat: res.SourceFormat, Records: res.Records,
 			ContentType: res.ContentType, ContentEncoding: res.ContentEncoding, Bytes: res.Bytes, SHA256: res.SHA256}, now)
@@ -600,6 +606,14 @@ func (r *Runner) convert(ctx context.Context, job JobConfig, src dataexport.Sour
 	return p, nil
 }
 
+// deleteStored removes the files of artifacts that will not be committed;
+// what it cannot remove the orphan sweep does.
+func (r *Runner) deleteStored(arts []store.Artifact) {
+	for _, a := range arts {
+		_ = r.storage.Delete(context.Background(), a.Key)
+	}
+}
+
 // commit stores the package, fenced by the run's job lease, and wakes the
 // publisher.
 func (r *Runner) commit(ctx context.Context, p store.Package, res *RunResult, prog Progress, log zerolog.Logger) error {
@@ -608,12 +622,7 @@ func (r *Runner) commit(ctx context.Context, p store.Package, res *RunResult, pr
 	// is short, and what it records is what makes the ack safe.
 	evs, err := r.st.CommitPackage(context.WithoutCancel(ctx), p)
 	if errors.Is(err, store.ErrDuplicate) {
-		for _, a := range p.Artifacts {
-			_ = os.Remove(a.Path)
-		}
-		if len(p.Artifacts) > 0 {
-			_ = os.Remove(filepath.Dir(p.Artifacts[0].Path))
-		}
+		r.deleteStored(p.Artifacts)
 		log.Info().Msg("package was committed before: not committing again")
 		res.Duplicates++
 		return err

@@ -89,7 +89,7 @@ func benchDelivery(b *testing.B, packages, perPackage int, interval time.Duratio
 			for i := range perPackage {
 				aid := fmt.Sprintf("a%d-%d", p, i)
 				ent := fmt.Sprintf("Entity %d", i)
-				pkg.Artifacts = append(pkg.Artifacts, store.Artifact{ID: aid, Job: "bench", Entity: ent, Name: "e.json", Path: "/x", ContentType: "application/json", CreatedAt: time.Now()})
+				pkg.Artifacts = append(pkg.Artifacts, store.Artifact{ID: aid, Job: "bench", Entity: ent, Name: "e.json", Key: aid + "/e.json", ContentType: "application/json", CreatedAt: time.Now()})
 				ev := dataexport.NewCompleted(src, dataexport.File{ArtifactID: aid, Entity: ent, SourceFormat: "CSV", ContentType: "application/json"}, time.Now())
 				pkg.Events = append(pkg.Events, store.NewEvent{Event: ev, Subscriptions: []string{"a", "b"}})
 			}

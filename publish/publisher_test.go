@@ -120,7 +120,7 @@ func (h *harness) commit(entities ...string) []store.Event {
 	p := store.Package{Job: src.Job, MessageID: src.MessageID, Keys: store.MessageKeys{CorrelationID: src.MessageID}, At: at}
 	for i, e := range entities {
 		aid := fmt.Sprintf("art-%d-%d", h.seq, i)
-		p.Artifacts = append(p.Artifacts, store.Artifact{ID: aid, Job: src.Job, Entity: e, Name: e + ".json", Path: "/nonexistent", ContentType: "application/json", Bytes: 2, SHA256: "x", CreatedAt: at})
+		p.Artifacts = append(p.Artifacts, store.Artifact{ID: aid, Job: src.Job, Entity: e, Name: e + ".json", Key: aid + "/" + e + ".json", ContentType: "application/json", Bytes: 2, SHA256: "x", CreatedAt: at})
 		ev := dataexport.NewCompleted(src, dataexport.File{ArtifactID: aid, Entity: e, SourceFormat: "CSV", Records: 7, ContentType: "application/json", Bytes: 2, SHA256: "x"}, at)
 		p.Events = append(p.Events, store.NewEvent{Event: ev, Subscriptions: publish.Subscribers(h.subs, ev)})
 	}

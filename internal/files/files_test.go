@@ -28,7 +28,9 @@ import (
 type fixture struct {
 	st     *store.SQLite
 	signer *files.Signer
-	server *httptest.Server
+	server  *httptest.Server
+	storage files.Local
+	dir     string // the fixture's root: files/ is the storage, work/ the work dir
 	clock  *finopssim.Clock
 	data   []byte
 	art    store.Artifact
@@ -46,20 +48,22 @@ func setup(t *testing.T) *fixture {
 	sum := sha256.Sum256(data)
 	p := storetest.Package("customer-groups", "m1", []string{"Customer groups"}, "s1")
 	a := &p.Artifacts[0]
-	a.Name, a.Path, a.Bytes, a.SHA256, a.CreatedAt = "Customer_groups.json", filepath.Join(dir, "files", a.ID, "Customer_groups.json"), int64(len(data)), hex.EncodeToString(sum[:]), clock.Now()
-	require.NoError(t, os.MkdirAll(filepath.Dir(a.Path), 0o755))
-	require.NoError(t, os.WriteFile(a.Path, data, 0o644))
+	a.Name, a.Key, a.Bytes, a.SHA256, a.CreatedAt = "Customer_groups.json", "pkg-1/Customer_groups.json", int64(len(data)), hex.EncodeToString(sum[:]), clock.Now()
+	storage := files.Local{Dir: filepath.Join(dir, "files")}
+	src := filepath.Join(dir, "converted.json")
+	require.NoError(t, os.WriteFile(src, data, 0o644))
+	require.NoError(t, storage.Put(ctx, a.Key, src))
 	_, err = st.CommitPackage(ctx, p)
 	require.NoError(t, err)
 
 	key, err := files.SigningKey(ctx, "", st)
 	require.NoError(t, err)
-	f := &fixture{st: st, clock: clock, data: data, art: *a}
+	f := &fixture{st: st, storage: storage, dir: dir, clock: clock, data: data, art: *a}
 	mux := http.NewServeMux()
 	f.server = httptest.NewServer(mux)
 	t.Cleanup(f.server.Close)
 	f.signer = files.NewSigner(key, f.server.URL, time.Hour)
-	mux.Handle(files.Pattern, files.NewHandler(f.signer, st, 8, zerolog.Nop()).WithClock(clock.Now))
+	mux.Handle(files.Pattern, files.NewHandler(f.signer, st, storage, 8, zerolog.Nop()).WithClock(clock.Now))
 	return f
 }
 
@@ -175,7 +179,7 @@ func TestExpiredLinkIsGone(t *testing.T) {
 func TestRetentionSweepAndNotFound(t *testing.T) {
 	t.Parallel()
 	f := setup(t)
-	sw := files.NewSweeper(f.st, files.Config{Retention: 24 * time.Hour}, zerolog.Nop()).WithClock(f.clock.Now)
+	sw := files.NewSweeper(f.st, f.storage, files.Config{Retention: 24 * time.Hour}, zerolog.Nop()).WithClock(f.clock.Now)
 	n, err := sw.Sweep(context.Background())
 	require.NoError(t, err)
 	require.Zero(t, n, "nothing is past retention yet")
@@ -184,8 +188,8 @@ func TestRetentionSweepAndNotFound(t *testing.T) {
 	n, err = sw.Sweep(context.Background())
 	require.NoError(t, err)
 	require.Equal(t, 1, n)
-	_, err = os.Stat(f.art.Path)
-	require.ErrorIs(t, err, os.ErrNotExist)
+	_, err = f.storage.Open(context.Background(), f.art.Key)
+	require.ErrorIs(t, err, files.ErrNotFound)
 	u := f.signer.URL(f.art.ID, f.art.Name, f.clock.Now().Add(time.Hour))
 	resp, _ := get(t, u, nil)
 	require.Equal(t, http.StatusNotFound, resp.StatusCode)
@@ -211,14 +215,15 @@ func TestSigningKeyIsGeneratedOnceAndKept(t *testing.T) {
 
 func itoa(n int) string { return strconv.Itoa(n) }
 
-// TestOrphanSweepDeletesWhatACrashLeft: files no record references are
-// deleted once older than the grace period, with their count and bytes;
+// TestOrphanSweepDeletesWhatACrashLeft: stored files no record references
+// are deleted once older than the grace period, with their count and bytes,
+// and so are downloads, temp files and conversion folders left in work_dir;
 // referenced files, recent files and files not of the product's layout stay.
 func TestOrphanSweepDeletesWhatACrashLeft(t *testing.T) {
 	t.Parallel()
 	f := setup(t)
-	dir := filepath.Dir(filepath.Dir(f.art.Path))
-	work := filepath.Join(filepath.Dir(dir), "work")
+	dir := f.storage.Dir
+	work := filepath.Join(f.dir, "work")
 	old := f.clock.Now().Add(-2 * time.Hour)
 	write := func(p string, size int, mtime time.Time) string {
 		require.NoError(t, os.MkdirAll(filepath.Dir(p), 0o755))
@@ -226,22 +231,23 @@ func TestOrphanSweepDeletesWhatACrashLeft(t *testing.T) {
 		require.NoError(t, os.Chtimes(p, mtime, mtime))
 		return p
 	}
-	require.NoError(t, os.Chtimes(f.art.Path, old, old))
+	live := filepath.Join(dir, filepath.FromSlash(f.art.Key))
+	require.NoError(t, os.Chtimes(live, old, old))
 	orphans := []string{
 		write(filepath.Join(dir, "pkg-crashed", "Customers.json"), 1000, old),
 		write(filepath.Join(dir, "pkg-crashed", "Vendors.json"), 500, old),
-		write(filepath.Join(dir, "pkg-x", ".convert-123.tmp"), 100, old),
+		write(filepath.Join(work, "pkg-x", "Entity.json"), 100, old), // a conversion cut short
 		write(filepath.Join(work, "download-1.part"), 40, old),
 		write(filepath.Join(work, "download-2.bin"), 60, old),
 		write(filepath.Join(work, ".xlsx-9.tmp"), 7, old),
 	}
 	kept := []string{
-		f.art.Path, // referenced
+		live, // referenced
 		write(filepath.Join(dir, "pkg-new", "Fresh.json"), 10, f.clock.Now().Add(-time.Minute)), // within the grace period
 		write(filepath.Join(work, "download-3.part"), 10, f.clock.Now()),                        // being downloaded
 		write(filepath.Join(work, "operator-notes.txt"), 10, old),                               // not ours
 	}
-	sw := files.NewSweeper(f.st, files.Config{Dir: dir, WorkDir: work, OrphanGrace: time.Hour}, zerolog.Nop()).WithClock(f.clock.Now)
+	sw := files.NewSweeper(f.st, f.storage, files.Config{Dir: dir, WorkDir: work, OrphanGrace: time.Hour}, zerolog.Nop()).WithClock(f.clock.Now)
 	got, err := sw.SweepOrphans(context.Background())
 	require.NoError(t, err)
 	require.Equal(t, files.Orphans{Files: 6, Bytes: 1707}, got)
@@ -249,8 +255,10 @@ func TestOrphanSweepDeletesWhatACrashLeft(t *testing.T) {
 		_, err := os.Stat(p)
 		require.ErrorIs(t, err, os.ErrNotExist, p)
 	}
-	_, err = os.Stat(filepath.Join(dir, "pkg-crashed"))
-	require.ErrorIs(t, err, os.ErrNotExist, "the emptied package folder goes too")
+	for _, d := range []string{filepath.Join(dir, "pkg-crashed"), filepath.Join(work, "pkg-x")} {
+		_, err = os.Stat(d)
+		require.ErrorIs(t, err, os.ErrNotExist, "the emptied folder %s goes too", d)
+	}
 	for _, p := range kept {
 		_, err := os.Stat(p)
 		require.NoError(t, err, p)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"mime"
 	"net/http"
-	"os"
 	"strings"
 	"time"
 
@@ -24,6 +23,7 @@ type Artifacts interface {
 type Handler struct {
 	signer    *Signer
 	arts      Artifacts
+	storage   Storage
 	maxRanges int
 	now       func() time.Time
 	log       zerolog.Logger
@@ -31,8 +31,8 @@ type Handler struct {
 
 // NewHandler returns the download handler; a request for more than
 // maxRanges byte ranges gets the whole file.
-func NewHandler(signer *Signer, arts Artifacts, maxRanges int, log zerolog.Logger) *Handler {
-	return &Handler{signer: signer, arts: arts, maxRanges: maxRanges, now: time.Now, log: log.With().Str("component", "files").Logger()}
+func NewHandler(signer *Signer, arts Artifacts, storage Storage, maxRanges int, log zerolog.Logger) *Handler {
+	return &Handler{signer: signer, arts: arts, storage: storage, maxRanges: maxRanges, now: time.Now, log: log.With().Str("component", "files").Logger()}
 }
 
 // WithClock sets the clock (tests).
@@ -62,20 +62,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
-	f, err := os.Open(a.Path)
+	f, err := h.storage.Open(r.Context(), a.Key)
 	if err != nil {
-		if !errors.Is(err, os.ErrNotExist) {
+		if !errors.Is(err, ErrNotFound) {
 			h.log.Error().Err(err).Str("artifact_id", id).Msg("opening artifact failed")
 		}
 		http.Error(w, "file not found (it may be past retention)", http.StatusNotFound)
 		return
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		http.Error(w, "internal error", http.StatusInternalServerError)
-		return
-	}
 	hd := w.Header()
 	hd.Set("Content-Type", a.ContentType)
 	if a.ContentEncoding != "" {
@@ -93,5 +88,5 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.Header.Del("Range")
 	}
 	// ServeContent answers Range (206), If-None-Match and HEAD.
-	http.ServeContent(w, r, "", st.ModTime(), f)
+	http.ServeContent(w, r, "", f.Info().ModTime, f)
 }

@@ -18,7 +18,7 @@ import (
 type Expiring interface {
 	ExpiredArtifacts(ctx context.Context, cutoff time.Time, limit int) ([]store.Artifact, error)
 	MarkArtifactDeleted(ctx context.Context, id string, at time.Time) error
-	LiveArtifactPaths(ctx context.Context) ([]string, error)
+	LiveArtifactKeys(ctx context.Context) ([]string, error)
 }
 
 // Sweeper deletes converted files older than the retention period, in
@@ -26,17 +26,18 @@ type Expiring interface {
 // files that no record references (what a crash left behind) once they are
 // older than the orphan grace period.
 type Sweeper struct {
-	st    Expiring
-	cfg   Config
-	batch int
-	now   func() time.Time
-	log   zerolog.Logger
+	st      Expiring
+	storage Storage
+	cfg     Config
+	batch   int
+	now     func() time.Time
+	log     zerolog.Logger
 }
 
 // NewSweeper returns a sweeper for cfg's folders (Dir, WorkDir), its
 // Retention and OrphanGrace.
-func NewSweeper(st Expiring, cfg Config, log zerolog.Logger) *Sweeper {
-	return &Sweeper{st: st, cfg: cfg.WithDefaults(), batch: 500, now: time.Now, log: log.With().Str("component", "files").Logger()}
+func NewSweeper(st Expiring, storage Storage, cfg Config, log zerolog.Logger) *Sweeper {
+	return &Sweeper{st: st, storage: storage, cfg: cfg.WithDefaults(), batch: 500, now: time.Now, log: log.With().Str("component", "files").Logger()}
 }
 
 // WithClock sets the clock (tests).
@@ -52,10 +53,9 @@ func (s *Sweeper) Sweep(ctx context.Context) (int, error) {
 			return total, err
 		}
 		for _, a := range arts {
-			if err := os.Remove(a.Path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			if err := s.storage.Delete(ctx, a.Key); err != nil {
 				return total, err
 			}
-			_ = os.Remove(filepath.Dir(a.Path)) // the package folder, once empty
 			if err := s.st.MarkArtifactDeleted(ctx, a.ID, s.now()); err != nil {
 				return total, err
 			}
@@ -73,59 +73,52 @@ type Orphans struct {
 	Bytes int64
 }
 
-// SweepOrphans deletes, under Dir, converted files that no live artifact
-// references and temporary files, and under WorkDir downloads and temporary
-// files, once they are older than OrphanGrace: a crash between writing and
-// committing leaves them, and nothing else ever would remove them. Only
-// names of the product's own layout are touched; anything else an operator
-// put there is left alone.
+// SweepOrphans deletes stored files that no live artifact references, and
+// under WorkDir downloads, temporary files and conversion folders, once they
+// are older than OrphanGrace: a crash between writing and committing leaves
+// them, and nothing else ever would remove them. Under WorkDir only names of
+// the product's own layout are touched; anything else an operator put there
+// is left alone.
 func (s *Sweeper) SweepOrphans(ctx context.Context) (Orphans, error) {
-	live, err := s.st.LiveArtifactPaths(ctx)
+	live, err := s.st.LiveArtifactKeys(ctx)
 	if err != nil {
 		return Orphans{}, err
 	}
-	// A file is known by its package folder and name, so a dir given once
-	// relative and once absolute still matches.
 	keep := make(map[string]bool, len(live))
-	for _, p := range live {
-		keep[packageKey(p)] = true
+	for _, k := range live {
+		keep[k] = true
 	}
 	cutoff := s.now().Add(-s.cfg.OrphanGrace)
 	var out Orphans
-	remove := func(p string, info fs.FileInfo) {
-		if info.ModTime().After(cutoff) {
-			return // perhaps being written or committed right now
+	err = s.storage.List(ctx, func(o ObjectInfo) error {
+		if keep[o.Key] || o.ModTime.After(cutoff) { // young: perhaps being committed right now
+			return nil
 		}
-		if err := os.Remove(p); err == nil {
-			out.Files++
-			out.Bytes += info.Size()
+		if err := s.storage.Delete(ctx, o.Key); err != nil {
+			return err
 		}
-	}
-	err = walkFiles(s.cfg.Dir, 2, func(p string, depth int, info fs.FileInfo) error {
-		switch {
-		case isTemp(info.Name()):
-			remove(p, info)
-		case depth == 2 && !keep[packageKey(p)]:
-			remove(p, info)
-			_ = os.Remove(filepath.Dir(p)) // the package folder, once empty
-		}
+		out.Files++
+		out.Bytes += o.Size
 		return nil
 	})
 	if err != nil {
 		return out, err
 	}
-	err = walkFiles(s.cfg.WorkDir, 1, func(p string, _ int, info fs.FileInfo) error {
-		if isTemp(info.Name()) || isDownload(info.Name()) {
-			remove(p, info)
+	err = walkFiles(s.cfg.WorkDir, 2, func(p string, depth int, info fs.FileInfo) error {
+		ours := isTemp(info.Name()) || isDownload(info.Name()) || depth == 2 // depth 2: a package being converted
+		if !ours || info.ModTime().After(cutoff) {
+			return nil
+		}
+		if err := os.Remove(p); err == nil {
+			out.Files++
+			out.Bytes += info.Size()
+			if depth == 2 {
+				_ = os.Remove(filepath.Dir(p))
+			}
 		}
 		return nil
 	})
 	return out, err
-}
-
-// packageKey is "<package folder>/<file name>".
-func packageKey(p string) string {
-	return filepath.Base(filepath.Dir(p)) + "/" + filepath.Base(p)
 }
 
 // isTemp matches the converter's temporary files (.convert-*.tmp,

@@ -93,6 +93,42 @@ func (s *SQLite) checkFile() error {
 	return nil
 }
 
+// dataSteps are Go steps of migrations, run in the migration's transaction
+// after its SQL: what SQL alone cannot say.
+var dataSteps = map[int]func(context.Context, *sql.Tx) error{
+	4: artifactKeysFromPaths,
+}
+
+// artifactKeysFromPaths turns the absolute paths of migration 4's renamed
+// column into storage keys: <package folder>/<file name>.
+func artifactKeysFromPaths(ctx context.Context, tx *sql.Tx) error {
+	rows, err := tx.QueryContext(ctx, `SELECT id, storage_key FROM artifacts`)
+	if err != nil {
+		return err
+	}
+	keys := map[string]string{}
+	for rows.Next() {
+		var id, p string
+		if err := rows.Scan(&id, &p); err != nil {
+			rows.Close()
+			return err
+		}
+		if key := filepath.ToSlash(filepath.Join(filepath.Base(filepath.Dir(p)), filepath.Base(p))); key != p {
+			keys[id] = key
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for id, key := range keys {
+		if _, err := tx.ExecContext(ctx, `UPDATE artifacts SET storage_key = ? WHERE id = ?`, key, id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // migrateTo applies pending migrations up to version (0: all; the upgrade
 // tests stop earlier). Several processes may start on one
 // new database at the same moment: each migration runs in an IMMEDIATE
@@ -126,6 +162,11 @@ func (s *SQLite) migrateTo(ctx context.Context, version int) error {
 			}
 			for _, stmt := range m.statements {
 				if _, err := tx.ExecContext(ctx, stmt); err != nil {
+					return err
+				}
+			}
+			if step := dataSteps[m.version]; step != nil {
+				if err := step(ctx, tx); err != nil {
 					return err
 				}
 			}
@@ -339,7 +380,7 @@ func (s *SQLite) CommitPackage(ctx context.Context, p Package) ([]Event, error) 
 const (
 	insertMessageQuery = `INSERT INTO source_messages (job, message_id, correlation_id, blob_id, content_sha256, committed_at)
 		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`
-	insertArtifactQuery = `INSERT INTO artifacts (id, job, entity, name, path, content_type, content_encoding, bytes, sha256, records, created_at)
+	insertArtifactQuery = `INSERT INTO artifacts (id, job, entity, name, storage_key, content_type, content_encoding, bytes, sha256, records, created_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	insertEventQuery = `INSERT INTO events (event_id, type, ce_type, source, subject, topic, job, entity, body, artifact_id, created_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING control_number`
@@ -396,7 +437,7 @@ func (s *SQLite) commitPackage(ctx context.Context, tx *sql.Tx, p Package) ([]Ev
 		return nil, ErrDuplicate
 	}
 	for _, a := range p.Artifacts {
-		if _, err := s.txExec(ctx, tx, insertArtifactQuery, a.ID, a.Job, a.Entity, a.Name, a.Path, a.ContentType, a.ContentEncoding, a.Bytes, a.SHA256, a.Records, ms(a.CreatedAt)); err != nil {
+		if _, err := s.txExec(ctx, tx, insertArtifactQuery, a.ID, a.Job, a.Entity, a.Name, a.Key, a.ContentType, a.ContentEncoding, a.Bytes, a.SHA256, a.Records, ms(a.CreatedAt)); err != nil {
 			return nil, fmt.Errorf("artifact %s: %w", a.ID, err)
 		}
 	}
@@ -419,7 +460,7 @@ func (s *SQLite) commitPackage(ctx context.Context, tx *sql.Tx, p Package) ([]Ev
 const deliveryColumns = `d.id, d.subscription, d.state, d.attempt, d.next_attempt_at, d.lease_owner, d.lease_until, d.last_status, d.last_error,
 	d.created_at, d.updated_at, d.delivered_at,
 	e.event_id, e.control_number, e.type, e.ce_type, e.source, e.subject, e.topic, e.job, e.entity, e.body, e.artifact_id, e.created_at,
-	COALESCE(a.id, ''), COALESCE(a.name, ''), COALESCE(a.path, ''), COALESCE(a.content_type, ''), COALESCE(a.content_encoding, ''),
+	COALESCE(a.id, ''), COALESCE(a.name, ''), COALESCE(a.storage_key, ''), COALESCE(a.content_type, ''), COALESCE(a.content_encoding, ''),
 	COALESCE(a.bytes, 0), COALESCE(a.sha256, ''), COALESCE(a.records, 0), COALESCE(a.created_at, 0), COALESCE(a.deleted_at, 0)`
 
 const deliveryJoin = ` FROM deliveries d JOIN events e ON e.event_id = d.event_id LEFT JOIN artifacts a ON a.id = e.artifact_id `
@@ -435,7 +476,7 @@ func scanDeliveries(rows *sql.Rows) ([]Delivery, error) {
 		if err := rows.Scan(&d.ID, &d.Subscription, &d.State, &d.Attempt, &next, &d.LeaseOwner, &lease, &d.LastStatus, &d.LastError,
 			&created, &updated, &delivered,
 			&d.Event.ID, &d.Event.ControlNumber, &d.Event.Type, &d.Event.CEType, &d.Event.Source, &d.Event.Subject, &d.Event.Topic, &d.Event.Job, &d.Event.Entity, &body, &d.Event.ArtifactID, &evCreated,
-			&a.ID, &a.Name, &a.Path, &a.ContentType, &a.ContentEncoding, &a.Bytes, &a.SHA256, &a.Records, &aCreated, &aDeleted); err != nil {
+			&a.ID, &a.Name, &a.Key, &a.ContentType, &a.ContentEncoding, &a.Bytes, &a.SHA256, &a.Records, &aCreated, &aDeleted); err != nil {
 			return nil, err
 		}
 		d.NextAttemptAt, d.LeaseUntil, d.CreatedAt, d.UpdatedAt, d.DeliveredAt = fromMS(next), fromMS(lease), fromMS(created), fromMS(updated), fromMS(delivered)
@@ -680,12 +721,12 @@ func (s *SQLite) Paused(ctx context.Context) (map[string]string, error) {
 	return out, rows.Err()
 }
 
-const artifactColumns = `id, job, entity, name, path, content_type, content_encoding, bytes, sha256, records, created_at, deleted_at`
+const artifactColumns = `id, job, entity, name, storage_key, content_type, content_encoding, bytes, sha256, records, created_at, deleted_at`
 
 func scanArtifact(sc interface{ Scan(...any) error }) (*Artifact, error) {
 	var a Artifact
 	var created, deleted int64
-	if err := sc.Scan(&a.ID, &a.Job, &a.Entity, &a.Name, &a.Path, &a.ContentType, &a.ContentEncoding, &a.Bytes, &a.SHA256, &a.Records, &created, &deleted); err != nil {
+	if err := sc.Scan(&a.ID, &a.Job, &a.Entity, &a.Name, &a.Key, &a.ContentType, &a.ContentEncoding, &a.Bytes, &a.SHA256, &a.Records, &created, &deleted); err != nil {
 		return nil, err
 	}
 	a.CreatedAt, a.DeletedAt = fromMS(created), fromMS(deleted)
@@ -719,9 +760,9 @@ func (s *SQLite) ExpiredArtifacts(ctx context.Context, cutoff time.Time, limit i
 	return out, rows.Err()
 }
 
-// LiveArtifactPaths implements Store.
-func (s *SQLite) LiveArtifactPaths(ctx context.Context) ([]string, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT path FROM artifacts WHERE deleted_at = 0`)
+// LiveArtifactKeys implements Store.
+func (s *SQLite) LiveArtifactKeys(ctx context.Context) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT storage_key FROM artifacts WHERE deleted_at = 0`)
 	if err != nil {
 		return nil, err
 	}

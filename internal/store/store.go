@@ -125,9 +125,9 @@ type Store interface {
 	ExpiredArtifacts(ctx context.Context, cutoff time.Time, limit int) ([]Artifact, error)
 	// MarkArtifactDeleted records that an artifact's file was removed.
 	MarkArtifactDeleted(ctx context.Context, id string, at time.Time) error
-	// LiveArtifactPaths returns the paths of every artifact not deleted:
-	// the files the orphan sweep must keep.
-	LiveArtifactPaths(ctx context.Context) ([]string, error)
+	// LiveArtifactKeys returns the storage keys of every artifact not
+	// deleted: the files the orphan sweep must keep.
+	LiveArtifactKeys(ctx context.Context) ([]string, error)
 
 	// SetSettingIfAbsent stores value unless the key exists, and returns the
 	// value now stored.
@@ -178,7 +178,7 @@ type Artifact struct {
 	ID              string
 	Job, Entity     string
 	Name            string // file name in the download URL
-	Path            string
+	Key             string // storage key: <package id>/<file name>
 	ContentType     string
 	ContentEncoding string
 	Bytes           int64

@@ -45,3 +45,24 @@ func TestUpgradeDerivesEventAttributes(t *testing.T) {
 	require.Equal(t, "com.exportbridge.dataexport.failed", got["e2"].CEType)
 	require.Equal(t, "vendors", got["e2"].Subject, "a package-level failure's subject is the job")
 }
+
+// TestUpgradeTurnsArtifactPathsIntoKeys: artifacts stored with absolute
+// paths (schema 3) are named by storage key after the upgrade.
+func TestUpgradeTurnsArtifactPathsIntoKeys(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "eb.db")
+	old, err := openSQLite(ctx, path, 3)
+	require.NoError(t, err)
+	_, err = old.db.ExecContext(ctx, `INSERT INTO artifacts (id, job, entity, name, path, content_type, bytes, sha256, records, created_at)
+		VALUES ('a1', 'j', 'E', 'E.json', '/var/lib/exportbridge/data/files/pkg-1/E.json', 'application/json', 2, 'x', 1, 1)`)
+	require.NoError(t, err)
+	require.NoError(t, old.Close())
+
+	s, err := OpenSQLite(ctx, path)
+	require.NoError(t, err)
+	defer s.Close()
+	a, err := s.Artifact(ctx, "a1")
+	require.NoError(t, err)
+	require.Equal(t, "pkg-1/E.json", a.Key)
+}

@@ -36,7 +36,7 @@ func Package(job, msgID string, entities []string, subs ...string) store.Package
 	p := store.Package{Job: job, MessageID: msgID, Keys: store.MessageKeys{CorrelationID: "corr-" + msgID, BlobID: "blob-" + msgID, ContentSHA256: "sha-" + msgID}, At: t0}
 	for i, e := range entities {
 		aid := fmt.Sprintf("art-%s-%d", msgID, i)
-		p.Artifacts = append(p.Artifacts, store.Artifact{ID: aid, Job: job, Entity: e, Name: e + ".json", Path: "/data/" + aid, ContentType: "application/json", Bytes: 10, SHA256: "ab", Records: 1, CreatedAt: t0})
+		p.Artifacts = append(p.Artifacts, store.Artifact{ID: aid, Job: job, Entity: e, Name: e + ".json", Key: aid + "/" + e + ".json", ContentType: "application/json", Bytes: 10, SHA256: "ab", Records: 1, CreatedAt: t0})
 		p.Events = append(p.Events, store.NewEvent{Event: store.Event{ID: fmt.Sprintf("ev-%s-%d", msgID, i), Type: "DataExportCompleted",
 			CEType: "com.exportbridge.test.completed", Source: "/test/" + job, Subject: e,
 			Topic: "dataexport/" + job + "/" + e, Job: job, Entity: e, Body: []byte(`{"EntityName":"` + e + `"}`), ArtifactID: aid, CreatedAt: t0}, Subscriptions: subs})
@@ -434,9 +434,9 @@ func testArtifacts(t *testing.T, s store.Store, _ func() store.Store) {
 	require.Equal(t, int64(10), a.Bytes)
 	_, err = s.Artifact(ctx, "nope")
 	require.ErrorIs(t, err, store.ErrNotFound)
-	live, err := s.LiveArtifactPaths(ctx)
+	live, err := s.LiveArtifactKeys(ctx)
 	require.NoError(t, err)
-	require.ElementsMatch(t, []string{p.Artifacts[0].Path, p.Artifacts[1].Path}, live)
+	require.ElementsMatch(t, []string{p.Artifacts[0].Key, p.Artifacts[1].Key}, live)
 	old, err := s.ExpiredArtifacts(ctx, t0.Add(time.Minute), 10)
 	require.NoError(t, err)
 	require.Len(t, old, 1)
@@ -449,9 +449,9 @@ func testArtifacts(t *testing.T, s store.Store, _ func() store.Store) {
 	a, err = s.Artifact(ctx, "art-m1-0")
 	require.NoError(t, err)
 	require.False(t, a.DeletedAt.IsZero())
-	live, err = s.LiveArtifactPaths(ctx)
+	live, err = s.LiveArtifactKeys(ctx)
 	require.NoError(t, err)
-	require.Equal(t, []string{p.Artifacts[1].Path}, live, "a deleted artifact's file is no longer kept")
+	require.Equal(t, []string{p.Artifacts[1].Key}, live, "a deleted artifact's file is no longer kept")
 }
 
 func testSettingsAndPauses(t *testing.T, s store.Store, _ func() store.Store) {
