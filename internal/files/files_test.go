@@ -26,14 +26,14 @@ import (
 )
 
 type fixture struct {
-	st     *store.SQLite
-	signer *files.Signer
+	st      *store.SQLite
+	signer  *files.Signer
 	server  *httptest.Server
 	storage files.Local
 	dir     string // the fixture's root: files/ is the storage, work/ the work dir
-	clock  *finopssim.Clock
-	data   []byte
-	art    store.Artifact
+	clock   *finopssim.Clock
+	data    []byte
+	art     store.Artifact
 }
 
 func setup(t *testing.T) *fixture {
