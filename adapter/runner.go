@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -569,7 +568,7 @@ func (r *Runner) convert(ctx context.Context, job JobConfig, src dataexport.Sour
 			// is quarantined, published or acknowledged; try again later.
 			return p, fmt.Errorf("job %s: converting %s: %w", job.Name, src.MessageID, err)
 		}
-		q, qerr := r.quarantine(job.Name, src.MessageID, dl.Path, true)
+		q, qerr := r.quarantine(ctx, job.Name, src.MessageID, dl.Path)
 		if qerr != nil {
 			return p, fmt.Errorf("job %s: quarantining %s: %w", job.Name, src.MessageID, qerr)
 		}
@@ -580,7 +579,7 @@ func (r *Runner) convert(ctx context.Context, job JobConfig, src dataexport.Sour
 	}
 	quarantined := ""
 	if len(conv.Failures) > 0 {
-		q, qerr := r.quarantine(job.Name, src.MessageID, dl.Path, false)
+		q, qerr := r.quarantine(ctx, job.Name, src.MessageID, dl.Path)
 		if qerr != nil {
 			return p, fmt.Errorf("job %s: quarantining %s: %w", job.Name, src.MessageID, qerr)
 		}
@@ -662,38 +661,13 @@ func failureText(e store.Event) string {
 }
 
 // quarantine keeps a package that could not be processed, whole, under
-// quarantine/<job>/; it is moved (move) or copied.
-func (r *Runner) quarantine(job, messageID, path string, move bool) (string, error) {
-	dir := filepath.Join(r.cfg.Quarantine.Dir, job)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+// quarantine/<job>/, taking the downloaded file over (it is not needed once
+// converted). The quarantine is a files.Local: one way to move a file
+// durably into place for the whole product.
+func (r *Runner) quarantine(ctx context.Context, job, messageID, path string) (string, error) {
+	key := job + "/" + r.now().UTC().Format("20060102T150405Z") + "-" + filename.Safe(messageID, "message") + ".zip"
+	if err := (files.Local{Dir: r.cfg.Quarantine.Dir}).Put(ctx, key, path); err != nil {
 		return "", err
 	}
-	dst := filepath.Join(dir, r.now().UTC().Format("20060102T150405Z")+"-"+filename.Safe(messageID, "message")+".zip")
-	if move {
-		if err := os.Rename(path, dst); err == nil {
-			return dst, nil
-		}
-	}
-	return dst, copyFile(path, dst)
-}
-
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.Create(dst)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	if err := out.Sync(); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
+	return filepath.Join(r.cfg.Quarantine.Dir, filepath.FromSlash(key)), nil
 }

@@ -152,7 +152,7 @@ func DecodeSecret(s string) ([]byte, error) {
 // ValidName reports whether a job or subscription name is usable in topics,
 // URLs and metric labels.
 func ValidName(s string) bool {
-	if s == "" || len(s) > 100 {
+	if s == "" || len(s) > 100 || strings.Trim(s, ".") == "" { // not "." or "..": names become folder names
 		return false
 	}
 	for _, r := range s {
