@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -512,8 +511,7 @@ func (r *Runner) runExport(ctx context.Context, jr *jobRunner, res *RunResult, p
 // unknown definition group) fails the export for good.
 func (r *Runner) startExport(ctx context.Context, jr *jobRunner, spec exporter.Spec, id string, res *RunResult, prog Progress, log zerolog.Logger) error {
 	if _, err := jr.exp.Start(ctx, spec, id); err != nil {
-		var se *finops.StatusError
-		if errors.As(err, &se) && se.StatusCode >= 400 && se.StatusCode < 500 && se.StatusCode != http.StatusTooManyRequests {
+		if errors.Is(err, exporter.ErrRejected) {
 			src := dataexport.Source{Job: spec.Job, Kind: KindPackageExport, MessageID: id, ExecutionID: id, LegalEntity: spec.LegalEntity}
 			return r.commitFailure(ctx, jr.cfg, src, datapackage.ReasonExportFailed, err.Error(), res, prog, log)
 		}

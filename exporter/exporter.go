@@ -35,6 +35,9 @@ var (
 	ErrNoPackageURL = errors.New("package URL not available")
 	// ErrNotFound: FinOps has no execution with that id (yet).
 	ErrNotFound = errors.New("execution not found")
+	// ErrRejected: FinOps refused to start the export for good (a 4xx other
+	// than 429, e.g. an unknown definition group); trying again cannot help.
+	ErrRejected = errors.New("package export rejected")
 )
 
 const actionPath = "data/DataManagementDefinitionGroups/Microsoft.Dynamics.DataEntities."
@@ -92,6 +95,10 @@ func (e *Exporter) Start(ctx context.Context, spec Spec, executionID string) (st
 		"reExecute":         false,
 		"legalEntityId":     spec.LegalEntity,
 	})
+	var se *finops.StatusError
+	if errors.As(err, &se) && se.StatusCode >= 400 && se.StatusCode < 500 && se.StatusCode != http.StatusTooManyRequests {
+		return "", fmt.Errorf("%w: %w", ErrRejected, err)
+	}
 	if err != nil {
 		return "", err
 	}

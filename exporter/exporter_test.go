@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"net/http"
 	"regexp"
 	"sync"
@@ -159,4 +160,36 @@ func TestStatusNotFoundBeforeStart(t *testing.T) {
 	st, err := ex.Status(ctx, id)
 	require.NoError(t, err)
 	require.Equal(t, exporter.StatusNotRun, st)
+}
+
+// TestRejectedExportIsTyped: FinOps refusing ExportToPackage with a 4xx is
+// ErrRejected (for good); a 429 or 5xx is not (it is retried by the client
+// and then reported as it is).
+func TestRejectedExportIsTyped(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		status   int
+		rejected bool
+	}{
+		{http.StatusBadRequest, true},
+		{http.StatusNotFound, true},
+		{http.StatusTooManyRequests, false},
+		{http.StatusInternalServerError, false},
+	} {
+		t.Run(http.StatusText(tc.status), func(t *testing.T) {
+			t.Parallel()
+			sim, base := finopssim.StartTest(t, finopssim.Config{})
+			id, secret := sim.Credentials()
+			w := &waits{} // the client's retries are recorded, not slept
+			c, err := finops.New(finops.Config{BaseURL: base, TokenURL: finopssim.TokenURL(base), ClientID: id, ClientSecret: secret,
+				MaxAttempts: 2, MaxThrottleWait: 3 * time.Second}, zerolog.Nop(), finops.WithWait(w.wait))
+			require.NoError(t, err)
+			e := exporter.New(c, exporter.WithWait(w.wait))
+			sim.InjectFault(finopssim.Fault{PathPrefix: "/data/DataManagementDefinitionGroups/Microsoft.Dynamics.DataEntities.ExportToPackage",
+				Status: tc.status, RetryAfter: "1"})
+			_, err = e.Start(context.Background(), exporter.Spec{Job: "vendors", DefinitionGroup: "Vendors export"}, "x1")
+			require.Error(t, err)
+			require.Equal(t, tc.rejected, errors.Is(err, exporter.ErrRejected), "%v", err)
+		})
+	}
 }
