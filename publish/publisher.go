@@ -285,17 +285,24 @@ func (p *Publisher) Start(ctx context.Context) error {
 // attempts (at Stop, once they are done or cut short).
 func (p *Publisher) renewLoop(ctx context.Context) {
 	defer p.renewer.Done()
-	t := time.NewTicker(p.cfg.LeaseTTL / 3)
+	every(ctx, p.cfg.LeaseTTL/3, func() {
+		now := p.now()
+		if _, err := p.st.RenewLeases(ctx, p.cfg.Owner, now, now.Add(p.cfg.LeaseTTL)); err != nil && ctx.Err() == nil {
+			p.log.Error().Err(err).Msg("renewing delivery leases failed; attempts past their lease will be sent again by whoever rescues them")
+		}
+	})
+}
+
+// every calls fn every interval until ctx ends.
+func every(ctx context.Context, interval time.Duration, fn func()) {
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			now := p.now()
-			if _, err := p.st.RenewLeases(ctx, p.cfg.Owner, now, now.Add(p.cfg.LeaseTTL)); err != nil && ctx.Err() == nil {
-				p.log.Error().Err(err).Msg("renewing delivery leases failed; attempts past their lease will be sent again by whoever rescues them")
-			}
+			fn()
 		}
 	}
 }
@@ -423,22 +430,14 @@ func (p *Publisher) Resume(ctx context.Context, subscription string) error {
 
 func (p *Publisher) rescueLoop(ctx context.Context) {
 	defer p.loops.Done()
-	t := time.NewTicker(p.cfg.RescueInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			now := p.now()
-			if n, err := p.st.Rescue(ctx, now); err != nil && ctx.Err() == nil {
-				p.log.Error().Err(err).Msg("rescuing expired leases failed")
-			} else if n > 0 {
-				p.log.Warn().Int("deliveries", n).Msg("returned deliveries with expired leases to pending")
-				p.Notify()
-			}
+	every(ctx, p.cfg.RescueInterval, func() {
+		if n, err := p.st.Rescue(ctx, p.now()); err != nil && ctx.Err() == nil {
+			p.log.Error().Err(err).Msg("rescuing expired leases failed")
+		} else if n > 0 {
+			p.log.Warn().Int("deliveries", n).Msg("returned deliveries with expired leases to pending")
+			p.Notify()
 		}
-	}
+	})
 }
 
 // dispatch claims and sends the deliveries of one subscription.

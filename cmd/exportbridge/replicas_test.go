@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -39,18 +38,8 @@ func TestTwoDaemonsOnOneStoreBehaveAsOne(t *testing.T) {
 	}
 	e.sink.delay.Store(int64(300 * time.Millisecond)) // keeps deliveries in flight for a while
 
-	start := func(config string) (*exec.Cmd, *syncBuffer, <-chan error) {
-		cmd := exec.Command(binary, "run", "--config", config)
-		out := &syncBuffer{}
-		cmd.Stdout, cmd.Stderr = out, out
-		require.NoError(t, cmd.Start())
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		t.Cleanup(func() { _ = cmd.Process.Kill() })
-		return cmd, out, done
-	}
-	a, outA, doneA := start(e.config)
-	b, outB, doneB := start(e.config)
+	a, outA, doneA := startProcess(t, "run", "--config", e.config)
+	b, outB, doneB := startProcess(t, "run", "--config", e.config)
 
 	// Wait until A holds a delivery in flight, then kill it.
 	db := filepath.Join(e.dir, "data/eb.db")

@@ -35,14 +35,11 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// startDaemon runs `exportbridge run` with the dequeue job every second.
-func (e *procEnv) startDaemon(t *testing.T) (*exec.Cmd, *syncBuffer, <-chan error) {
+// startProcess starts the binary with args and returns it, its combined
+// output and a channel that receives its exit.
+func startProcess(t *testing.T, args ...string) (*exec.Cmd, *syncBuffer, <-chan error) {
 	t.Helper()
-	cfg, err := os.ReadFile(e.config)
-	require.NoError(t, err)
-	sched := strings.Replace(string(cfg), `activity_id = "`+procActivity+`"`, `activity_id = "`+procActivity+"\"\nschedule = \"@every 1s\"", 1)
-	require.NoError(t, os.WriteFile(e.config, []byte(sched), 0o600))
-	cmd := exec.Command(binary, "run", "--config", e.config)
+	cmd := exec.Command(binary, args...)
 	out := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	require.NoError(t, cmd.Start())
@@ -50,6 +47,16 @@ func (e *procEnv) startDaemon(t *testing.T) (*exec.Cmd, *syncBuffer, <-chan erro
 	go func() { done <- cmd.Wait() }()
 	t.Cleanup(func() { _ = cmd.Process.Kill() })
 	return cmd, out, done
+}
+
+// startDaemon runs `exportbridge run` with the dequeue job every second.
+func (e *procEnv) startDaemon(t *testing.T) (*exec.Cmd, *syncBuffer, <-chan error) {
+	t.Helper()
+	cfg, err := os.ReadFile(e.config)
+	require.NoError(t, err)
+	sched := strings.Replace(string(cfg), `activity_id = "`+procActivity+`"`, `activity_id = "`+procActivity+"\"\nschedule = \"@every 1s\"", 1)
+	require.NoError(t, os.WriteFile(e.config, []byte(sched), 0o600))
+	return startProcess(t, "run", "--config", e.config)
 }
 
 func readyz(t *testing.T, addr string) (int, string) {
