@@ -3,11 +3,8 @@ package adapter
 import (
 	"context"
 	"fmt"
-	"io"
-	"text/tabwriter"
 	"time"
 
-	"github.com/exportbridge/exportbridge/internal/redact"
 	"github.com/exportbridge/exportbridge/internal/store"
 )
 
@@ -19,33 +16,15 @@ type DeliveryQuery struct {
 	Limit        int
 }
 
-// ListDeliveries prints deliveries from the store (the CLI mirror of GET
+// Deliveries reads deliveries from the store (the CLI mirror of GET
 // /api/deliveries; it works whether or not the daemon runs).
-func ListDeliveries(ctx context.Context, cfg *Config, q DeliveryQuery, w io.Writer) error {
+func Deliveries(ctx context.Context, cfg *Config, q DeliveryQuery) ([]store.Delivery, error) {
 	st, err := store.Open(ctx, cfg.Store)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer st.Close()
-	ds, err := st.Deliveries(ctx, store.Filter{ID: q.ID, State: q.State, Subscription: q.Subscription, Limit: q.Limit})
-	if err != nil {
-		return err
-	}
-	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tSUBSCRIPTION\tSTATE\tATTEMPT\tSTATUS\tJOB\tENTITY\tEVENT ID\tUPDATED\tLAST ERROR")
-	for _, d := range ds {
-		errText := redact.String(d.LastError) // rows written before redaction at record time, too
-		if len(errText) > 60 {
-			errText = errText[:60] + "…"
-		}
-		entity := d.Event.Entity
-		if entity == "" {
-			entity = d.Event.Type
-		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.Subscription, d.State, d.Attempt, d.LastStatus,
-			d.Event.Job, entity, d.Event.ID, d.UpdatedAt.Local().Format(time.DateTime), errText)
-	}
-	return tw.Flush()
+	return st.Deliveries(ctx, store.Filter{ID: q.ID, State: q.State, Subscription: q.Subscription, Limit: q.Limit})
 }
 
 // ReplayDeliveries returns dead letters (or q.State deliveries) to pending

@@ -112,7 +112,7 @@ func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
 	if code != exitOK {
 		return code
 	}
-	adapter.PrintSummary(stdout, path, cfg)
+	printConfigSummary(stdout, path, cfg)
 	return exitOK
 }
 
@@ -217,7 +217,10 @@ func cmdConvert(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintln(stderr, "usage: exportbridge convert PACKAGE.zip --out DIR [--format json|ndjson] [--compress none|gzip|zstd]")
 		return exitUsage
 	}
-	code, err := adapter.ConvertPackage(ctx, pkg, *out, adapter.ConvertOptions{Format: *format, Compress: *compress, Encoding: *encoding}, stdout)
+	conv, code, err := adapter.ConvertPackage(ctx, pkg, *out, adapter.ConvertOptions{Format: *format, Compress: *compress, Encoding: *encoding})
+	if conv != nil {
+		printConversion(stdout, conv)
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, "convert:", err)
 	}
@@ -242,7 +245,11 @@ func cmdDeliveries(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if code != exitOK {
 		return code
 	}
-	if err := adapter.ListDeliveries(ctx, cfg, adapter.DeliveryQuery{State: *state, Subscription: *sub, Limit: *limit}, stdout); err != nil {
+	ds, err := adapter.Deliveries(ctx, cfg, adapter.DeliveryQuery{State: *state, Subscription: *sub, Limit: *limit})
+	if err == nil {
+		err = printDeliveries(stdout, ds)
+	}
+	if err != nil {
 		fmt.Fprintln(stderr, "deliveries:", err)
 		return exitFailed
 	}

@@ -356,6 +356,11 @@ func TestExportNowExitCodes(t *testing.T) {
 	require.Equal(t, 0, cmd.ProcessState.ExitCode())
 	require.Contains(t, out, "customer-groups: 1 package(s), 3 event(s)")
 	require.Contains(t, out, "deliveries: 3 delivered, 0 dead")
+	_, list, err := e.run("", "deliveries")
+	require.NoError(t, err, "%s", list)
+	require.Equal(t, 3, strings.Count(list, " delivered "), "the CLI lists the three deliveries:\n%s", list)
+	require.Contains(t, list, "LAST ERROR")
+
 	e.sink.mu.Lock()
 	require.Equal(t, map[string]int{"exportbridge/" + testVersion: 3}, e.sink.agents, "webhooks carry the build's version")
 	e.sink.mu.Unlock()
