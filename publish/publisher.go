@@ -108,8 +108,12 @@ type Publisher struct {
 	dispatchers map[string]*dispatcher
 	breakers    map[string]*breaker
 	beforeSend  func()
-	record      chan completion // attempts' outcomes, written in batches
-	recorded    chan struct{}   // closed when the recorder has stopped
+
+	pauseMu   sync.Mutex
+	pausedSet map[string]bool // cached Paused, read at pausedAt
+	pausedAt  time.Time
+	record    chan completion // attempts' outcomes, written in batches
+	recorded  chan struct{}   // closed when the recorder has stopped
 
 	mu       sync.Mutex
 	started  bool
@@ -397,6 +401,36 @@ func (p *Publisher) complete(id int64, o store.Outcome) error {
 	return <-done
 }
 
+// paused returns the paused subscriptions, read from the store at most once
+// per PollInterval: every claim asked before, one read per claim. A pause
+// or resume by this process is seen at once (it drops the cache); one by
+// another process within PollInterval.
+func (p *Publisher) paused(ctx context.Context) (map[string]bool, error) {
+	p.pauseMu.Lock()
+	defer p.pauseMu.Unlock()
+	now := time.Now()
+	if p.pausedSet != nil && now.Sub(p.pausedAt) < p.cfg.PollInterval {
+		return p.pausedSet, nil
+	}
+	m, err := p.st.Paused(ctx)
+	if err != nil {
+		return nil, err
+	}
+	set := make(map[string]bool, len(m))
+	for name := range m {
+		set[name] = true
+	}
+	p.pausedSet, p.pausedAt = set, now
+	return set, nil
+}
+
+// forgetPaused drops the cached pause set.
+func (p *Publisher) forgetPaused() {
+	p.pauseMu.Lock()
+	p.pausedSet = nil
+	p.pauseMu.Unlock()
+}
+
 // Notify wakes every dispatcher: new deliveries were committed.
 func (p *Publisher) Notify() {
 	p.mu.Lock()
@@ -424,6 +458,7 @@ func (p *Publisher) Resume(ctx context.Context, subscription string) error {
 	if err := p.st.Resume(ctx, subscription); err != nil {
 		return err
 	}
+	p.forgetPaused()
 	p.Notify()
 	return nil
 }
@@ -479,14 +514,14 @@ func (p *Publisher) dispatch(ctx, attemptCtx context.Context, d *dispatcher) {
 }
 
 func (p *Publisher) claimAndSend(ctx, attemptCtx context.Context, s *Subscription, slots, released chan struct{}, free int, log zerolog.Logger) {
-	paused, err := p.st.Paused(ctx)
+	paused, err := p.paused(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
 			log.Error().Err(err).Msg("reading paused subscriptions failed")
 		}
 		return
 	}
-	if _, ok := paused[s.Name]; ok {
+	if paused[s.Name] {
 		return
 	}
 	now := p.now()
@@ -584,6 +619,7 @@ func (p *Publisher) attempt(ctx context.Context, s *Subscription, d store.Delive
 		if perr := p.st.Pause(recCtx, s.Name, fmt.Sprintf("HTTP 410 Gone for event %s", d.Event.ID), end); perr != nil {
 			log.Error().Err(perr).Msg("pausing subscription failed")
 		}
+		p.forgetPaused()
 		log.Warn().Str("event_id", d.Event.ID).Msg("subscription answered 410 Gone: paused until resumed")
 	}
 	if cerr := p.complete(d.ID, o); cerr != nil {
