@@ -358,3 +358,27 @@ func TestExportNowUnknownJobIsUsageError(t *testing.T) {
 	e := newTestEnv(t, finopssim.Config{}, nil)
 	require.ErrorIs(t, e.exportNow("nope"), ErrUsage)
 }
+
+// TestRejectedExportIsClosedAtOnce: FinOps refusing ExportToPackage (400)
+// publishes DataExportFailed, closes the export as failed and ends the run;
+// nothing polls an export that was never started.
+func TestRejectedExportIsClosedAtOnce(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, finopssim.Config{}, nil)
+	e.sim.InjectFault(finopssim.Fault{PathPrefix: "/data/DataManagementDefinitionGroups/Microsoft.Dynamics.DataEntities.ExportToPackage",
+		Status: http.StatusBadRequest, Times: 1})
+	err := e.exportNow("vendors")
+	require.ErrorIs(t, err, ErrExportFailed)
+	require.Contains(t, err.Error(), "export_failed")
+	require.Zero(t, e.sim.Requests("POST /data/DataManagementDefinitionGroups/Microsoft.Dynamics.DataEntities.GetExecutionSummaryStatus"),
+		"a refused export is not polled")
+	ds := e.rcv.deliveries()
+	require.Len(t, ds, 1)
+	require.Equal(t, dataexport.TypeFailed, ds[0].Body["BusinessEventId"])
+
+	st, err := store.Open(context.Background(), e.cfg.Store)
+	require.NoError(t, err)
+	defer st.Close()
+	_, err = st.OpenExport(context.Background(), "vendors")
+	require.ErrorIs(t, err, store.ErrNotFound, "the export is closed")
+}

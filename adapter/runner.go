@@ -445,7 +445,9 @@ func (r *Runner) runExport(ctx context.Context, jr *jobRunner, res *RunResult, p
 		if err := r.st.StartExport(ctx, store.Export{ExecutionID: id, Job: job.Name, StartedAt: started, Lease: jr.currentLease()}); err != nil {
 			return fmt.Errorf("job %s: recording export: %w", job.Name, err)
 		}
-		if err := r.startExport(ctx, jr, spec, id, res, prog, log); err != nil {
+		if err := r.startExport(ctx, jr, spec, id, res, prog, log); errors.Is(err, errExportClosed) {
+			return nil
+		} else if err != nil {
 			return err
 		}
 	case err != nil:
@@ -455,7 +457,9 @@ func (r *Runner) runExport(ctx context.Context, jr *jobRunner, res *RunResult, p
 		log.Info().Str("execution_id", id).Msg("resuming the export started before")
 		if _, err := jr.exp.Status(ctx, id); errors.Is(err, exporter.ErrNotFound) {
 			// Recorded but FinOps never got it (stopped in between): start it now.
-			if err := r.startExport(ctx, jr, spec, id, res, prog, log); err != nil {
+			if err := r.startExport(ctx, jr, spec, id, res, prog, log); errors.Is(err, errExportClosed) {
+				return nil
+			} else if err != nil {
 				return err
 			}
 		} else if err != nil {
@@ -507,13 +511,21 @@ func (r *Runner) runExport(ctx context.Context, jr *jobRunner, res *RunResult, p
 	return nil
 }
 
+// errExportClosed: startExport closed the export (FinOps refused it);
+// there is nothing to poll.
+var errExportClosed = errors.New("export closed")
+
 // startExport calls ExportToPackage; FinOps refusing it (a 4xx, e.g. an
-// unknown definition group) fails the export for good.
+// unknown definition group) fails the export for good: a DataExportFailed is
+// committed, the export is closed as failed, and errExportClosed returned.
 func (r *Runner) startExport(ctx context.Context, jr *jobRunner, spec exporter.Spec, id string, res *RunResult, prog Progress, log zerolog.Logger) error {
 	if _, err := jr.exp.Start(ctx, spec, id); err != nil {
 		if errors.Is(err, exporter.ErrRejected) {
 			src := dataexport.Source{Job: spec.Job, Kind: KindPackageExport, MessageID: id, ExecutionID: id, LegalEntity: spec.LegalEntity}
-			return r.commitFailure(ctx, jr.cfg, src, datapackage.ReasonExportFailed, err.Error(), res, prog, log)
+			if err := r.commitFailure(ctx, jr.cfg, src, datapackage.ReasonExportFailed, err.Error(), res, prog, log); err != nil {
+				return err
+			}
+			return errExportClosed
 		}
 		return fmt.Errorf("job %s: starting export %s: %w", spec.Job, id, err)
 	}
