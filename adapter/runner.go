@@ -97,10 +97,10 @@ type Runner struct {
 }
 
 type jobRunner struct {
-	cfg   JobConfig
-	lock  sync.Mutex // held for a run: a job never overlaps itself
-	queue *dequeue.Source
-	exp   *exporter.Exporter
+	cfg  JobConfig
+	lock sync.Mutex // held for a run: a job never overlaps itself
+	// source makes the job's Source for one run.
+	source func(log zerolog.Logger) Source
 
 	statusMu sync.Mutex
 	// lease is the job lease of the run in progress, renewed while it runs;
@@ -127,11 +127,18 @@ func NewRunner(cfg *Config, st Ledger, storage files.Storage, subs *publish.Regi
 	}
 	for _, j := range cfg.Jobs {
 		jr := &jobRunner{cfg: j}
+		poll := func(result string) { r.metrics.poll(j.Name, result) }
+		// The one place that knows the kinds of job: each makes its Source.
 		switch j.Kind {
 		case KindDequeue:
-			jr.queue = dequeue.New(clients[j.Connection], j.ActivityID)
+			q := dequeue.New(clients[j.Connection], j.ActivityID)
+			jr.source = func(zerolog.Logger) Source { return queueSource{q: q, job: j, poll: poll} }
 		case KindPackageExport:
-			jr.exp = exporter.New(clients[j.Connection])
+			exp := exporter.New(clients[j.Connection])
+			jr.source = func(log zerolog.Logger) Source {
+				return &exportSource{exp: exp, ledger: r.st, job: j, lease: jr.currentLease, now: r.now, poll: poll,
+					polled: func() { r.failpoint.reached(fpWhilePolling) }, log: log}
+			}
 		}
 		r.jobs[j.Name] = jr
 	}
@@ -202,12 +209,7 @@ func (r *Runner) Run(ctx context.Context, name string, prog Progress) (*RunResul
 	jr.lease = &lease
 	jr.statusMu.Unlock()
 	runCtx, stopRenewing := r.holdLease(ctx, jr, log)
-	switch jr.cfg.Kind {
-	case KindDequeue:
-		err = r.runDequeue(runCtx, jr, res, prog, log)
-	case KindPackageExport:
-		err = r.runExport(runCtx, jr, res, prog, log)
-	}
+	err = r.runSource(runCtx, jr, jr.source(log), res, prog, log)
 	if cause := context.Cause(runCtx); err != nil && errors.Is(cause, store.ErrLeaseLost) {
 		err = fmt.Errorf("job %s: %w (another process took the job over; this run stopped)", name, cause)
 	}
@@ -313,30 +315,30 @@ func (jr *jobRunner) currentLease() *store.JobLease {
 	return &l
 }
 
-func (r *Runner) runDequeue(ctx context.Context, jr *jobRunner, res *RunResult, prog Progress, log zerolog.Logger) error {
+// runSource takes items from src until it has none (or max_messages were
+// taken) and brings each in.
+func (r *Runner) runSource(ctx context.Context, jr *jobRunner, src Source, res *RunResult, prog Progress, log zerolog.Logger) error {
 	job := jr.cfg
 	handled := map[string]bool{}
-	for i := 0; i < job.MaxMessages; i++ {
-		m, err := jr.queue.Dequeue(ctx)
+	for n := 0; job.MaxMessages <= 0 || n < job.MaxMessages; n++ {
+		item, err := src.Next(ctx)
 		if err != nil {
-			r.metrics.poll(job.Name, "error")
-			return fmt.Errorf("job %s: dequeue: %w", job.Name, err)
+			return fmt.Errorf("job %s: %w", job.Name, err)
 		}
-		if m == nil {
-			r.metrics.poll(job.Name, "empty")
-			if i == 0 {
-				log.Debug().Msg("queue empty")
+		if item == nil {
+			if n == 0 {
+				log.Debug().Msg("nothing to bring in")
 			}
 			return nil
 		}
-		r.metrics.poll(job.Name, "message")
-		if handled[m.CorrelationID] {
-			// Its ack did not take: taking it again would loop until
-			// max_messages. It will come back to a later run.
-			return fmt.Errorf("job %s: message %s came back during the run that handled it: %w", job.Name, m.CorrelationID, ErrNotAcknowledged)
+		id := item.Origin().MessageID
+		if handled[id] {
+			// Its acknowledgement did not take: taking it again would loop
+			// until max_messages. It will come back to a later run.
+			return fmt.Errorf("job %s: message %s came back during the run that handled it: %w", job.Name, id, ErrNotAcknowledged)
 		}
-		handled[m.CorrelationID] = true
-		if err := r.handleMessage(ctx, jr, m, res, prog, log.With().Str("message_id", m.CorrelationID).Logger()); err != nil {
+		handled[id] = true
+		if err := r.bringIn(ctx, jr, item, res, prog, log.With().Str("message_id", id).Logger()); err != nil {
 			return err
 		}
 	}
@@ -344,58 +346,54 @@ func (r *Runner) runDequeue(ctx context.Context, jr *jobRunner, res *RunResult, 
 	return nil
 }
 
-// handleMessage processes one dequeued message. It acknowledges the message
-// only after its results are committed, or when it was processed before.
-func (r *Runner) handleMessage(ctx context.Context, jr *jobRunner, m *dequeue.Message, res *RunResult, prog Progress, log zerolog.Logger) error {
-	job := jr.cfg
-	keys := store.MessageKeys{CorrelationID: m.CorrelationID, BlobID: m.BlobID}
+// bringIn processes one item: recognised → acknowledged only; failed by its
+// source → a DataExportFailed; else fetched, converted and committed. It
+// acknowledges the item only after its results are committed.
+func (r *Runner) bringIn(ctx context.Context, jr *jobRunner, item Item, res *RunResult, prog Progress, log zerolog.Logger) error {
+	job, origin, keys := jr.cfg, item.Origin(), item.Keys()
 	if dup, err := r.recognised(ctx, job.Name, keys); err != nil {
 		return err
 	} else if dup != nil {
-		log.Info().Str("first_seen_as", dup.ID).Msg("redelivered message already processed: acknowledging only")
+		log.Info().Str("first_seen_as", dup.ID).Msg("already processed: acknowledging only")
 		res.Duplicates++
 		r.metrics.pkg(job.Name, "duplicate")
-		return r.ack(ctx, jr, m, dup.ID, log)
+		return r.done(ctx, jr, item, dup.ID, log)
 	}
-	src := dataexport.Source{Job: job.Name, Kind: KindDequeue, MessageID: m.CorrelationID, LegalEntity: job.LegalEntity}
-	if reason, missing := m.FileMissing(); missing {
-		// Nothing to download or keep: say so downstream, then acknowledge.
-		now := r.now()
-		ev := dataexport.NewFailed(src, datapackage.ReasonDownloadFailed, "FinOps reports no file for message "+m.CorrelationID+": "+reason, "", "", now)
-		p := store.Package{Job: job.Name, MessageID: m.CorrelationID, Keys: keys, At: now, Events: []store.NewEvent{r.route(ev)}}
-		if err := r.commit(ctx, p, res, prog, log); err != nil {
+	dl, err := item.Fetch(ctx, r.cfg.Files.WorkDir, func(n, total int64) { prog.Downloading(job.Name, n, total) })
+	var failed *UpstreamFailure
+	if errors.As(err, &failed) {
+		if err := r.commitFailure(ctx, job, origin, keys, failed.Reason, failed.Message, res, prog, log); err != nil {
 			return err
 		}
-		return r.ack(ctx, jr, m, m.CorrelationID, log)
+		return r.done(ctx, jr, item, origin.MessageID, log)
 	}
-	dl, err := jr.queue.Download(ctx, m, r.cfg.Files.WorkDir, func(n, total int64) { prog.Downloading(job.Name, n, total) })
 	if err != nil {
-		// Not acknowledged: FinOps makes the message visible again later.
-		return fmt.Errorf("job %s: downloading message %s: %w", job.Name, m.CorrelationID, err)
+		// Not acknowledged: it comes back (redelivered, or the export resumed).
+		return fmt.Errorf("job %s: fetching %s: %w", job.Name, origin.MessageID, err)
 	}
 	defer os.Remove(dl.Path) // gone already if it was quarantined
 	r.failpoint.reached(fpAfterDownload)
 	keys.ContentSHA256 = dl.SHA256
-	if dup, err := r.recognised(ctx, job.Name, store.MessageKeys{ContentSHA256: dl.SHA256}); err != nil {
-		return err
-	} else if dup != nil {
-		log.Info().Str("first_seen_as", dup.ID).Str("sha256", dl.SHA256).Msg("same content as a processed message: acknowledging only")
-		res.Duplicates++
-		r.metrics.pkg(job.Name, "duplicate")
-		return r.ack(ctx, jr, m, dup.ID, log)
+	if item.Redeliverable() {
+		if dup, err := r.recognised(ctx, job.Name, store.MessageKeys{ContentSHA256: dl.SHA256}); err != nil {
+			return err
+		} else if dup != nil {
+			log.Info().Str("first_seen_as", dup.ID).Str("sha256", dl.SHA256).Msg("same content as a processed message: acknowledging only")
+			res.Duplicates++
+			r.metrics.pkg(job.Name, "duplicate")
+			return r.done(ctx, jr, item, dup.ID, log)
+		}
 	}
-	p, err := r.convert(ctx, job, src, dl, keys, prog, log)
+	p, err := r.convert(ctx, job, origin, dl, keys, prog, log)
 	if err != nil {
 		return err
 	}
-	if err := r.commit(ctx, p, res, prog, log); err != nil {
-		if errors.Is(err, store.ErrDuplicate) {
-			return r.ack(ctx, jr, m, m.CorrelationID, log)
-		}
+	p.ExecutionID = origin.ExecutionID
+	if err := r.commit(ctx, p, res, prog, log); err != nil && !errors.Is(err, store.ErrDuplicate) {
 		return err
 	}
 	r.failpoint.reached(fpAfterCommit)
-	return r.ack(ctx, jr, m, m.CorrelationID, log)
+	return r.done(ctx, jr, item, origin.MessageID, log)
 }
 
 func (r *Runner) recognised(ctx context.Context, job string, keys store.MessageKeys) (*store.Message, error) {
@@ -409,21 +407,22 @@ func (r *Runner) recognised(ctx context.Context, job string, keys store.MessageK
 	return m, nil
 }
 
-// ack acknowledges m, once the store is confirmed to be the database the
+// done acknowledges item, once the store is confirmed to be the database the
 // commit went to and still writable: an ack after a commit into a deleted
 // database would lose the message. The FinOps client already retried
 // transient failures; if the ack still fails the run ends with
 // ErrNotAcknowledged: FinOps redelivers the message in about 30 minutes, it
 // is recognised, and only acknowledged then.
-func (r *Runner) ack(ctx context.Context, jr *jobRunner, m *dequeue.Message, recordedAs string, log zerolog.Logger) error {
+func (r *Runner) done(ctx context.Context, jr *jobRunner, item Item, recordedAs string, log zerolog.Logger) error {
+	id := item.Origin().MessageID
 	// Renewing the lease is a write to the store: it confirms both that the
 	// store is the database the commit went to and that this process still
 	// holds the job.
 	if err := r.renewLease(ctx, jr); err != nil {
-		return fmt.Errorf("job %s: message %s: store or job lease not confirmed, not acknowledging: %w", jr.cfg.Name, m.CorrelationID, err)
+		return fmt.Errorf("job %s: message %s: store or job lease not confirmed, not acknowledging: %w", jr.cfg.Name, id, err)
 	}
-	if err := jr.queue.Ack(ctx, m); err != nil {
-		return fmt.Errorf("job %s: message %s: %w: %w", jr.cfg.Name, m.CorrelationID, ErrNotAcknowledged, err)
+	if err := item.Done(ctx); err != nil {
+		return fmt.Errorf("job %s: message %s: %w: %w", jr.cfg.Name, id, ErrNotAcknowledged, err)
 	}
 	if err := r.st.MarkAcked(ctx, jr.cfg.Name, recordedAs, r.now()); err != nil && !errors.Is(err, store.ErrNotFound) {
 		log.Warn().Err(err).Msg("recording the acknowledgement failed")
@@ -431,114 +430,14 @@ func (r *Runner) ack(ctx context.Context, jr *jobRunner, m *dequeue.Message, rec
 	return nil
 }
 
-func (r *Runner) runExport(ctx context.Context, jr *jobRunner, res *RunResult, prog Progress, log zerolog.Logger) error {
-	job := jr.cfg
-	spec := exporter.Spec{Job: job.Name, DefinitionGroup: job.DefinitionGroup, LegalEntity: job.LegalEntity}
-	open, err := r.st.OpenExport(ctx, job.Name)
-	var id string
-	var started time.Time
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		started = r.now()
-		id = exporter.NewExecutionID(job.Name, started)
-		// Remember the export before starting it, so a restart resumes it.
-		if err := r.st.StartExport(ctx, store.Export{ExecutionID: id, Job: job.Name, StartedAt: started, Lease: jr.currentLease()}); err != nil {
-			return fmt.Errorf("job %s: recording export: %w", job.Name, err)
-		}
-		if err := r.startExport(ctx, jr, spec, id, res, prog, log); errors.Is(err, errExportClosed) {
-			return nil
-		} else if err != nil {
-			return err
-		}
-	case err != nil:
-		return fmt.Errorf("job %s: reading open export: %w", job.Name, err)
-	default:
-		id, started = open.ExecutionID, open.StartedAt
-		log.Info().Str("execution_id", id).Msg("resuming the export started before")
-		if _, err := jr.exp.Status(ctx, id); errors.Is(err, exporter.ErrNotFound) {
-			// Recorded but FinOps never got it (stopped in between): start it now.
-			if err := r.startExport(ctx, jr, spec, id, res, prog, log); errors.Is(err, errExportClosed) {
-				return nil
-			} else if err != nil {
-				return err
-			}
-		} else if err != nil {
-			r.metrics.poll(job.Name, "error")
-			return fmt.Errorf("job %s: export %s: %w", job.Name, id, err)
-		}
-	}
-	log = log.With().Str("execution_id", id).Logger()
-	src := dataexport.Source{Job: job.Name, Kind: KindPackageExport, MessageID: id, ExecutionID: id, LegalEntity: job.LegalEntity}
-	deadline := started.Add(job.Timeout)
-	polls := 0
-	_, err = jr.exp.WaitForCompletion(ctx, id, job.PollInterval, max(deadline.Sub(r.now()), time.Nanosecond), func(st exporter.Status) {
-		polls++
-		r.metrics.poll(job.Name, "ok")
-		log.Debug().Str("status", string(st)).Msg("export status")
-		if polls == 1 {
-			r.failpoint.reached(fpWhilePolling)
-		}
-	})
-	var fe *exporter.FailedError
-	switch {
-	case errors.As(err, &fe), errors.Is(err, exporter.ErrTimeout):
-		return r.commitFailure(ctx, job, src, datapackage.ReasonExportFailed, err.Error(), res, prog, log)
-	case err != nil:
-		r.metrics.poll(job.Name, "error")
-		return fmt.Errorf("job %s: export %s: %w", job.Name, id, err)
-	}
-	dl, err := jr.exp.Download(ctx, id, r.cfg.Files.WorkDir, job.PollInterval, func(n, total int64) { prog.Downloading(job.Name, n, total) })
-	if err != nil {
-		// A download that cannot be written (disk full) never closes the
-		// export: it stays open and is downloaded again.
-		if ctx.Err() == nil && !r.now().Before(deadline) && !fault.IsEnvironment(err) {
-			return r.commitFailure(ctx, job, src, datapackage.ReasonDownloadFailed, err.Error(), res, prog, log)
-		}
-		// The export stays open: the next run downloads it again.
-		return fmt.Errorf("job %s: downloading export %s: %w", job.Name, id, err)
-	}
-	defer os.Remove(dl.Path)
-	r.failpoint.reached(fpAfterDownload)
-	p, err := r.convert(ctx, job, src, dl, store.MessageKeys{CorrelationID: id, ContentSHA256: dl.SHA256}, prog, log)
-	if err != nil {
-		return err
-	}
-	p.ExecutionID = id
-	if err := r.commit(ctx, p, res, prog, log); err != nil && !errors.Is(err, store.ErrDuplicate) {
-		return err
-	}
-	r.failpoint.reached(fpAfterCommit)
-	return nil
-}
-
-// errExportClosed: startExport closed the export (FinOps refused it);
-// there is nothing to poll.
-var errExportClosed = errors.New("export closed")
-
-// startExport calls ExportToPackage; FinOps refusing it (a 4xx, e.g. an
-// unknown definition group) fails the export for good: a DataExportFailed is
-// committed, the export is closed as failed, and errExportClosed returned.
-func (r *Runner) startExport(ctx context.Context, jr *jobRunner, spec exporter.Spec, id string, res *RunResult, prog Progress, log zerolog.Logger) error {
-	if _, err := jr.exp.Start(ctx, spec, id); err != nil {
-		if errors.Is(err, exporter.ErrRejected) {
-			src := dataexport.Source{Job: spec.Job, Kind: KindPackageExport, MessageID: id, ExecutionID: id, LegalEntity: spec.LegalEntity}
-			if err := r.commitFailure(ctx, jr.cfg, src, datapackage.ReasonExportFailed, err.Error(), res, prog, log); err != nil {
-				return err
-			}
-			return errExportClosed
-		}
-		return fmt.Errorf("job %s: starting export %s: %w", spec.Job, id, err)
-	}
-	log.Info().Str("execution_id", id).Str("definition_group", spec.DefinitionGroup).Msg("package export started")
-	return nil
-}
-
-// commitFailure publishes a DataExportFailed for an export that ended
-// without a package, and closes the export.
-func (r *Runner) commitFailure(ctx context.Context, job JobConfig, src dataexport.Source, reason datapackage.Reason, msg string, res *RunResult, prog Progress, log zerolog.Logger) error {
+// commitFailure publishes a DataExportFailed for an item that has no
+// package (its source failed it), recording the item and closing its export
+// as failed.
+func (r *Runner) commitFailure(ctx context.Context, job JobConfig, src dataexport.Source, keys store.MessageKeys, reason datapackage.Reason, msg string,
+	res *RunResult, prog Progress, log zerolog.Logger) error {
 	now := r.now()
 	ev := dataexport.NewFailed(src, reason, msg, "", "", now)
-	p := store.Package{Job: job.Name, MessageID: src.MessageID, Keys: store.MessageKeys{CorrelationID: src.MessageID}, ExecutionID: src.ExecutionID,
+	p := store.Package{Job: job.Name, MessageID: src.MessageID, Keys: keys, ExecutionID: src.ExecutionID,
 		ExportError: redact.Excerpt(msg, 2000), At: now, Events: []store.NewEvent{r.route(ev)}}
 	if err := r.commit(ctx, p, res, prog, log); err != nil && !errors.Is(err, store.ErrDuplicate) {
 		return err
