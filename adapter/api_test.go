@@ -14,6 +14,7 @@ import (
 
 	"github.com/exportbridge/exportbridge/internal/finopssim"
 	"github.com/exportbridge/exportbridge/internal/store"
+	"github.com/exportbridge/exportbridge/pipeline"
 )
 
 func startDaemon(t *testing.T, e *testEnv) *App {
@@ -78,7 +79,7 @@ func TestAdminAPI(t *testing.T) {
 	require.Nil(t, jobs[1].NextRun, "unscheduled job has none")
 
 	e.sim.EnqueueSample(testActivity)
-	var res RunResult
+	var res pipeline.RunResult
 	require.Equal(t, http.StatusOK, call(t, e, "POST", "/api/jobs/customer-groups/run?wait=true", tok, &res))
 	require.Len(t, res.Events, 3)
 	require.Equal(t, http.StatusNotFound, call(t, e, "POST", "/api/jobs/nope/run", tok, nil))

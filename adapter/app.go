@@ -17,9 +17,13 @@ import (
 	"golang.org/x/net/netutil"
 
 	"github.com/exportbridge/exportbridge/dataexport"
+	"github.com/exportbridge/exportbridge/dequeue"
+	"github.com/exportbridge/exportbridge/exporter"
 	"github.com/exportbridge/exportbridge/internal/files"
+	"github.com/exportbridge/exportbridge/internal/finops"
 	"github.com/exportbridge/exportbridge/internal/finopssim"
 	"github.com/exportbridge/exportbridge/internal/store"
+	"github.com/exportbridge/exportbridge/pipeline"
 	"github.com/exportbridge/exportbridge/publish"
 )
 
@@ -51,7 +55,7 @@ type App struct {
 	opts    AppOptions
 	Store   store.Store
 	Pub     *publish.Publisher
-	Runner  *Runner
+	Runner  *pipeline.Runner
 	Sched   *Scheduler
 	Metrics *Metrics
 	Sim     *finopssim.Server
@@ -145,10 +149,15 @@ func StartApp(ctx context.Context, cfg *Config, log zerolog.Logger, opts AppOpti
 	}
 	a.Pub = publish.New(publish.Config{Owner: a.Instance, LeaseTTL: cfg.Store.LeaseTTL}, st, a.Subscriptions, a.signer, log,
 		publish.WithObserver(a.Metrics), publish.WithRenderer(dataexport.Render), publish.WithAttemptHook(func() { opts.Failpoint.reached(fpDuringDeliver) }))
-	if a.Runner, err = NewRunner(cfg, st, a.Files, a.Subscriptions, a.Pub.Notify, a.Metrics, a.Instance, log); err != nil {
+	jobs, err := a.jobs(log)
+	if err != nil {
 		return nil, err
 	}
-	a.Runner.failpoint = opts.Failpoint
+	rcfg := pipeline.Config{Instance: a.Instance, LeaseTTL: cfg.Store.LeaseTTL, WorkDir: cfg.Files.WorkDir, QuarantineDir: cfg.Quarantine.Dir, Convert: cfg.Convert}
+	if a.Runner, err = pipeline.NewRunner(rcfg, jobs, st, a.Files, a.Subscriptions, a.Pub.Notify, a.Metrics, log,
+		pipeline.WithFailpoint(opts.Failpoint.reached)); err != nil {
+		return nil, err
+	}
 	if opts.Schedule {
 		if a.Sched, err = NewScheduler(cfg, a.Runner, log); err != nil {
 			return nil, err
@@ -250,6 +259,39 @@ func (a *App) startHTTP(ln net.Listener) {
 		<-done
 		return err
 	})
+}
+
+// jobs turns the configured jobs into the runner's: the one place that
+// knows the kinds of job, each with its Source, over one FinOps client per
+// connection.
+func (a *App) jobs(log zerolog.Logger) ([]pipeline.Job, error) {
+	clients := map[string]*finops.Client{}
+	for name, cc := range a.cfg.Connections {
+		c, err := finops.New(cc, log)
+		if err != nil {
+			return nil, fmt.Errorf("connection %s: %w", name, err)
+		}
+		clients[name] = c
+	}
+	var out []pipeline.Job
+	for _, j := range a.cfg.Jobs {
+		poll := func(result string) { a.Metrics.Poll(j.Name, result) }
+		pj := pipeline.Job{Name: j.Name, LegalEntity: j.LegalEntity, Encoding: j.Encoding, MaxMessages: j.MaxMessages}
+		switch j.Kind {
+		case KindDequeue:
+			q := dequeue.Queue{Src: dequeue.New(clients[j.Connection], j.ActivityID), Job: j.Name, LegalEntity: j.LegalEntity, Poll: poll}
+			pj.NewSource = func(zerolog.Logger, func() *store.JobLease) pipeline.Source { return q }
+		case KindPackageExport:
+			exp := exporter.New(clients[j.Connection])
+			ej := exporter.Job{Name: j.Name, DefinitionGroup: j.DefinitionGroup, LegalEntity: j.LegalEntity, PollInterval: j.PollInterval, Timeout: j.Timeout}
+			pj.NewSource = func(log zerolog.Logger, lease func() *store.JobLease) pipeline.Source {
+				return &exporter.Source{Exp: exp, Ledger: a.Store, Job: ej, Lease: lease, Now: time.Now, Poll: poll,
+					Polled: func() { a.opts.Failpoint.reached(fpWhilePolling) }, Log: log}
+			}
+		}
+		out = append(out, pj)
+	}
+	return out, nil
 }
 
 // stopBackground cancels runs started from the API and waits for them

@@ -17,6 +17,8 @@ import (
 	pelletier "github.com/pelletier/go-toml/v2"
 	"github.com/robfig/cron/v3"
 
+	"github.com/exportbridge/exportbridge/dequeue"
+	"github.com/exportbridge/exportbridge/exporter"
 	"github.com/exportbridge/exportbridge/internal/conf"
 	"github.com/exportbridge/exportbridge/internal/datapackage"
 	"github.com/exportbridge/exportbridge/internal/files"
@@ -91,8 +93,8 @@ type QuarantineConfig struct {
 
 // Job kinds.
 const (
-	KindDequeue       = "dequeue"
-	KindPackageExport = "package-export"
+	KindDequeue       = dequeue.Kind
+	KindPackageExport = exporter.Kind
 )
 
 // JobConfig is one [[jobs]] entry.

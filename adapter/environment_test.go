@@ -20,6 +20,7 @@ import (
 	"github.com/exportbridge/exportbridge/internal/finops"
 	"github.com/exportbridge/exportbridge/internal/finopssim"
 	"github.com/exportbridge/exportbridge/internal/store"
+	"github.com/exportbridge/exportbridge/pipeline"
 )
 
 func get(t *testing.T, url string) (int, string) {
@@ -162,7 +163,7 @@ func TestAckThatNeverTakesEndsTheRun(t *testing.T) {
 			require.NoError(t, err)
 			t.Cleanup(func() { _ = a.Stop(context.Background()) })
 			res, err := a.Runner.Run(ctx, "customer-groups", nil)
-			require.ErrorIs(t, err, ErrNotAcknowledged)
+			require.ErrorIs(t, err, pipeline.ErrNotAcknowledged)
 			require.Contains(t, err.Error(), id, "the error names the message")
 			require.Contains(t, err.Error(), tc.want)
 			require.Equal(t, 1, res.Packages, "committed once")

@@ -14,6 +14,7 @@ import (
 
 	"github.com/exportbridge/exportbridge/internal/redact"
 	"github.com/exportbridge/exportbridge/internal/store"
+	"github.com/exportbridge/exportbridge/pipeline"
 )
 
 // ErrUsage marks errors caused by how a command was called.
@@ -71,7 +72,7 @@ func ExportNow(ctx context.Context, cfg *Config, log zerolog.Logger, opt ExportN
 		return err
 	}
 	var mu sync.Mutex
-	results := map[string]*RunResult{}
+	results := map[string]*pipeline.RunResult{}
 	runErrs := map[string]error{}
 	var wg sync.WaitGroup
 	for _, name := range names {
@@ -104,7 +105,7 @@ func ExportNow(ctx context.Context, cfg *Config, log zerolog.Logger, opt ExportN
 
 // runWhenFree runs the job, first waiting while another process holds its
 // lease (a daemon running it now, or one that died, whose lease expires).
-func runWhenFree(ctx context.Context, app *App, name string, prog Progress, log zerolog.Logger) (*RunResult, error) {
+func runWhenFree(ctx context.Context, app *App, name string, prog pipeline.Progress, log zerolog.Logger) (*pipeline.RunResult, error) {
 	said := false
 	for {
 		res, err := app.Runner.Run(ctx, name, prog)
@@ -205,7 +206,7 @@ func waitDelivered(ctx context.Context, app *App, eventIDs []string, every time.
 	}
 }
 
-func summarize(w io.Writer, names []string, results map[string]*RunResult, runErrs map[string]error, ds []store.Delivery, noWait bool) error {
+func summarize(w io.Writer, names []string, results map[string]*pipeline.RunResult, runErrs map[string]error, ds []store.Delivery, noWait bool) error {
 	var problems []string
 	for _, name := range names {
 		res := results[name]

@@ -11,10 +11,9 @@ import (
 // it and passes it down (AppOptions.Failpoint); it has no effect unless set.
 const FailpointEnv = "EXPORTBRIDGE_FAILPOINT"
 
-// Failpoint names.
+// Failpoint names besides the runner's (pipeline.PointAfterDownload,
+// pipeline.PointAfterCommit).
 const (
-	fpAfterDownload = "after-download"  // a package is downloaded, nothing committed
-	fpAfterCommit   = "after-commit"    // committed, not yet acknowledged
 	fpDuringDeliver = "during-delivery" // an attempt is being sent
 	fpWhilePolling  = "while-polling"   // a package export is started and polled
 )

@@ -21,6 +21,7 @@ import (
 	"github.com/exportbridge/exportbridge/internal/files"
 	"github.com/exportbridge/exportbridge/internal/redact"
 	"github.com/exportbridge/exportbridge/internal/store"
+	"github.com/exportbridge/exportbridge/pipeline"
 	"github.com/exportbridge/exportbridge/publish"
 )
 
@@ -180,7 +181,7 @@ func (a *App) apiRunJob(w http.ResponseWriter, r *http.Request) {
 	}
 	if r.URL.Query().Get("wait") == "true" {
 		res, err := a.Runner.Run(r.Context(), name, nil)
-		if errors.Is(err, ErrJobRunning) {
+		if errors.Is(err, pipeline.ErrJobRunning) {
 			apiError(w, http.StatusConflict, err.Error())
 			return
 		}
@@ -190,7 +191,7 @@ func (a *App) apiRunJob(w http.ResponseWriter, r *http.Request) {
 	a.bgWG.Add(1)
 	go func() {
 		defer a.bgWG.Done()
-		if _, err := a.Runner.Run(a.bg, name, nil); err != nil && !errors.Is(err, ErrJobRunning) {
+		if _, err := a.Runner.Run(a.bg, name, nil); err != nil && !errors.Is(err, pipeline.ErrJobRunning) {
 			a.log.Error().Err(err).Str("job", name).Msg("job run (started from the API) failed")
 		}
 	}()

@@ -59,32 +59,37 @@ func NewMetrics(reg prometheus.Registerer, counts func(context.Context) (map[str
 
 // The helpers are nil-safe so components can run without metrics.
 
-func (m *Metrics) poll(job, result string) {
+// Poll counts a source's poll (the sources report them).
+func (m *Metrics) Poll(job, result string) {
 	if m != nil {
 		m.polls.WithLabelValues(job, result).Inc()
 	}
 }
 
-func (m *Metrics) run(job, result string) {
+// Run implements pipeline.Observer.
+func (m *Metrics) Run(job, result string) {
 	if m != nil {
 		m.runs.WithLabelValues(job, result).Inc()
 	}
 }
 
-func (m *Metrics) pkg(job, result string) {
+// Package implements pipeline.Observer.
+func (m *Metrics) Package(job, result string) {
 	if m != nil {
 		m.packages.WithLabelValues(job, result).Inc()
 	}
 }
 
-func (m *Metrics) converted(job string, records, bytes int64) {
+// Converted implements pipeline.Observer.
+func (m *Metrics) Converted(job string, records, bytes int64) {
 	if m != nil {
 		m.records.WithLabelValues(job).Add(float64(records))
 		m.bytes.WithLabelValues(job).Add(float64(bytes))
 	}
 }
 
-func (m *Metrics) event(job, typ string) {
+// Event implements pipeline.Observer.
+func (m *Metrics) Event(job, typ string) {
 	if m != nil {
 		m.events.WithLabelValues(job, typ).Inc()
 	}

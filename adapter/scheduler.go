@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/exportbridge/exportbridge/internal/store"
+	"github.com/exportbridge/exportbridge/pipeline"
 	"github.com/robfig/cron/v3"
 	"github.com/rs/zerolog"
 )
@@ -16,7 +17,7 @@ import (
 // still running when its next tick comes is skipped, not queued.
 type Scheduler struct {
 	c       *cron.Cron
-	runner  *Runner
+	runner  *pipeline.Runner
 	log     zerolog.Logger
 	entries map[string]cron.EntryID
 
@@ -27,7 +28,7 @@ type Scheduler struct {
 }
 
 // NewScheduler schedules every job that has a schedule.
-func NewScheduler(cfg *Config, runner *Runner, log zerolog.Logger) (*Scheduler, error) {
+func NewScheduler(cfg *Config, runner *pipeline.Runner, log zerolog.Logger) (*Scheduler, error) {
 	s := &Scheduler{runner: runner, log: log.With().Str("component", "scheduler").Logger(), entries: map[string]cron.EntryID{}}
 	s.c = cron.New(cron.WithParser(scheduleParser()), cron.WithChain(cron.Recover(cronLogger{s.log})))
 	for _, j := range cfg.Jobs {
@@ -63,7 +64,7 @@ func (s *Scheduler) fire(job JobConfig) {
 		// Every daemon on the store ticks; one runs the job. Quiet: this is
 		// the normal state of all but one of them.
 		s.log.Debug().Str("job", job.Name).Err(err).Msg("the job runs in another process: this tick is skipped")
-	case errors.Is(err, ErrJobRunning):
+	case errors.Is(err, pipeline.ErrJobRunning):
 		s.log.Info().Str("job", job.Name).Msg("previous run still going: this tick is skipped")
 	case err != nil && ctx.Err() == nil:
 		s.log.Error().Err(err).Str("job", job.Name).Msg("job run failed")

@@ -1,25 +1,53 @@
-package adapter
+package pipeline_test
 
 import (
 	"context"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
 	"github.com/exportbridge/exportbridge/dataexport"
 	"github.com/exportbridge/exportbridge/internal/datapackage"
+	"github.com/exportbridge/exportbridge/internal/files"
 	"github.com/exportbridge/exportbridge/internal/finops"
 	"github.com/exportbridge/exportbridge/internal/finopssim"
 	"github.com/exportbridge/exportbridge/internal/store"
+	"github.com/exportbridge/exportbridge/pipeline"
+	"github.com/exportbridge/exportbridge/publish"
 )
 
 // sourceFunc is a Source made of a function.
-type sourceFunc func(ctx context.Context) (Item, error)
+type sourceFunc func(ctx context.Context) (pipeline.Item, error)
 
-func (f sourceFunc) Next(ctx context.Context) (Item, error) { return f(ctx) }
+func (f sourceFunc) Next(ctx context.Context) (pipeline.Item, error) { return f(ctx) }
+
+// observer is an Observer that counts nothing.
+type observer struct{}
+
+func (observer) Run(string, string)             {}
+func (observer) Package(string, string)         {}
+func (observer) Converted(string, int64, int64) {}
+func (observer) Event(string, string)           {}
+
+// newRunner returns a runner on a new store with one job whose source is
+// made by newSource.
+func newRunner(t *testing.T, newSource func() pipeline.Source) *pipeline.Runner {
+	t.Helper()
+	dir := t.TempDir()
+	st, err := store.OpenSQLite(context.Background(), filepath.Join(dir, "eb.db"))
+	require.NoError(t, err)
+	t.Cleanup(func() { st.Close() })
+	cfg := pipeline.Config{Instance: "test", LeaseTTL: time.Minute, WorkDir: filepath.Join(dir, "work"), QuarantineDir: filepath.Join(dir, "quarantine")}
+	job := pipeline.Job{Name: "customer-groups", NewSource: func(zerolog.Logger, func() *store.JobLease) pipeline.Source { return newSource() }}
+	r, err := pipeline.NewRunner(cfg, []pipeline.Job{job}, st, files.Local{Dir: filepath.Join(dir, "files")}, publish.NewRegistry(nil),
+		func() {}, observer{}, zerolog.Nop())
+	require.NoError(t, err)
+	return r
+}
 
 // fakeItem is an Item whose fetch is a function; done counts acks.
 type fakeItem struct {
@@ -44,13 +72,11 @@ func (i fakeItem) Done(context.Context) error { *i.done++; return nil }
 // before is only acknowledged.
 func TestRunnerBringsInAnySource(t *testing.T) {
 	t.Parallel()
-	e := newTestEnv(t, finopssim.Config{}, nil)
-	a := startDaemon(t, e)
 	dones := 0
 	pkg := finopssim.SamplePackage("fake", 3, 1).Zip()
-	items := []Item{
+	items := []pipeline.Item{
 		fakeItem{id: "gone", done: &dones, fetch: func(string) (*finops.Download, error) {
-			return nil, &UpstreamFailure{Reason: datapackage.ReasonDownloadFailed, Message: "the file expired upstream"}
+			return nil, &pipeline.UpstreamFailure{Reason: datapackage.ReasonDownloadFailed, Message: "the file expired upstream"}
 		}},
 		fakeItem{id: "pkg", done: &dones, fetch: func(dir string) (*finops.Download, error) {
 			p := filepath.Join(dir, "fake.bin")
@@ -59,18 +85,20 @@ func TestRunnerBringsInAnySource(t *testing.T) {
 		}},
 		fakeItem{id: "pkg", done: &dones}, // the same item again, in a later run: no fetch (it would panic)
 	}
-	next := 0
-	a.Runner.jobs["customer-groups"].source = func(zerolog.Logger) Source {
-		return sourceFunc(func(context.Context) (Item, error) {
-			if next == 2 {
+	next, round := 0, 0
+	r := newRunner(t, func() pipeline.Source {
+		return sourceFunc(func(context.Context) (pipeline.Item, error) {
+			// First run: the failure and the package; second run: the
+			// package again.
+			if round == 0 && next == 2 || round == 1 && next == 3 {
 				return nil, nil
 			}
 			it := items[next]
 			next++
 			return it, nil
 		})
-	}
-	res, err := a.Runner.Run(context.Background(), "customer-groups", nil)
+	})
+	res, err := r.Run(context.Background(), "customer-groups", nil)
 	require.NoError(t, err)
 	require.Equal(t, 2, res.Packages, "the failure and the package")
 	require.Len(t, res.Failed, 1)
@@ -78,17 +106,8 @@ func TestRunnerBringsInAnySource(t *testing.T) {
 	require.Len(t, res.Events, 1+3)
 	require.Equal(t, 2, dones, "both acknowledged after their commits")
 
-	items, next = items[2:], 0
-	a.Runner.jobs["customer-groups"].source = func(zerolog.Logger) Source {
-		return sourceFunc(func(context.Context) (Item, error) {
-			if next == len(items) {
-				return nil, nil
-			}
-			next++
-			return items[0], nil
-		})
-	}
-	res, err = a.Runner.Run(context.Background(), "customer-groups", nil)
+	round = 1
+	res, err = r.Run(context.Background(), "customer-groups", nil)
 	require.NoError(t, err)
 	require.Equal(t, 1, res.Duplicates, "recognised by its keys, before any fetch")
 	require.Equal(t, 3, dones)

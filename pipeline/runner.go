@@ -1,4 +1,9 @@
-package adapter
+// Package pipeline runs one job: it takes items from the job's Source,
+// recognises those already processed, fetches and converts their packages,
+// commits the results in one transaction under the job's lease, and
+// acknowledges them. It knows no kind of job: dequeue and exporter provide
+// the Sources, the adapter wires them.
+package pipeline
 
 import (
 	"context"
@@ -13,8 +18,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/exportbridge/exportbridge/dataexport"
-	"github.com/exportbridge/exportbridge/dequeue"
-	"github.com/exportbridge/exportbridge/exporter"
 	"github.com/exportbridge/exportbridge/internal/datapackage"
 	"github.com/exportbridge/exportbridge/internal/fault"
 	"github.com/exportbridge/exportbridge/internal/filename"
@@ -78,29 +81,65 @@ type Ledger interface {
 	FinishRun(ctx context.Context, r store.Run) error
 }
 
+// Config is what a Runner needs to know of the configuration.
+type Config struct {
+	// Instance names this process on the job leases it takes.
+	Instance string
+	// LeaseTTL is the length of a job lease; it is renewed every third.
+	LeaseTTL time.Duration
+	// WorkDir holds downloads and packages being converted.
+	WorkDir string
+	// QuarantineDir keeps packages that cannot be processed, per job.
+	QuarantineDir string
+	// Convert are the converter's options; a job may set its Encoding.
+	Convert datapackage.Options
+}
+
+// Job is one configured job as the runner sees it.
+type Job struct {
+	Name        string
+	LegalEntity string
+	Encoding    string // "": Config.Convert's
+	// MaxMessages bounds the items taken in one run; 0: until the source
+	// has none.
+	MaxMessages int
+	// NewSource makes the job's Source for one run; lease gives the run's
+	// job lease, for sources that record work in the store (fenced).
+	NewSource func(log zerolog.Logger, lease func() *store.JobLease) Source
+}
+
+// Observer is told what runs do (metrics). Polls are the sources' own.
+type Observer interface {
+	Run(job, result string)
+	Package(job, result string)
+	Converted(job string, records, bytes int64)
+	Event(job, typ string)
+}
+
+// Points at which the crash tests kill the process (Option WithFailpoint).
+const (
+	PointAfterDownload = "after-download" // a package is downloaded, nothing committed
+	PointAfterCommit   = "after-commit"   // committed, not yet acknowledged
+)
+
 // Runner runs jobs: source → download → convert → commit → ack. The
 // daemon's schedule, export-now and the API all go through Run.
 type Runner struct {
-	// instance names this process on job leases; leaseTTL is their length.
-	instance  string
-	failpoint Failpoint
-	leaseTTL  time.Duration
-	cfg       *Config
+	cfg       Config
+	failpoint func(point string)
 	st        Ledger
 	storage   files.Storage
 	subs      *publish.Registry
 	notify    func()
-	metrics   *Metrics
+	obs       Observer
 	log       zerolog.Logger
 	now       func() time.Time
 	jobs      map[string]*jobRunner
 }
 
 type jobRunner struct {
-	cfg  JobConfig
+	cfg  Job
 	lock sync.Mutex // held for a run: a job never overlaps itself
-	// source makes the job's Source for one run.
-	source func(log zerolog.Logger) Source
 
 	statusMu sync.Mutex
 	// lease is the job lease of the run in progress, renewed while it runs;
@@ -112,37 +151,27 @@ type jobRunner struct {
 	envFault string
 }
 
-// NewRunner builds the runner and one FinOps client per connection.
-// instance names this process on the job leases it takes.
-func NewRunner(cfg *Config, st Ledger, storage files.Storage, subs *publish.Registry, notify func(), m *Metrics, instance string, log zerolog.Logger) (*Runner, error) {
-	r := &Runner{instance: instance, leaseTTL: cfg.Store.LeaseTTL, cfg: cfg, st: st, storage: storage, subs: subs, notify: notify, metrics: m,
+// Option adjusts a Runner.
+type Option func(*Runner)
+
+// WithFailpoint calls reached at each Point (the crash tests kill the
+// process there).
+func WithFailpoint(reached func(point string)) Option {
+	return func(r *Runner) { r.failpoint = reached }
+}
+
+// NewRunner returns a runner for jobs; notify is called after each commit.
+func NewRunner(cfg Config, jobs []Job, st Ledger, storage files.Storage, subs *publish.Registry, notify func(), obs Observer,
+	log zerolog.Logger, opts ...Option) (*Runner, error) {
+	r := &Runner{cfg: cfg, failpoint: func(string) {}, st: st, storage: storage, subs: subs, notify: notify, obs: obs,
 		log: log.With().Str("component", "runner").Logger(), now: time.Now, jobs: map[string]*jobRunner{}}
-	clients := map[string]*finops.Client{}
-	for name, cc := range cfg.Connections {
-		c, err := finops.New(cc, log)
-		if err != nil {
-			return nil, fmt.Errorf("connection %s: %w", name, err)
-		}
-		clients[name] = c
+	for _, o := range opts {
+		o(r)
 	}
-	for _, j := range cfg.Jobs {
-		jr := &jobRunner{cfg: j}
-		poll := func(result string) { r.metrics.poll(j.Name, result) }
-		// The one place that knows the kinds of job: each makes its Source.
-		switch j.Kind {
-		case KindDequeue:
-			q := dequeue.New(clients[j.Connection], j.ActivityID)
-			jr.source = func(zerolog.Logger) Source { return queueSource{q: q, job: j, poll: poll} }
-		case KindPackageExport:
-			exp := exporter.New(clients[j.Connection])
-			jr.source = func(log zerolog.Logger) Source {
-				return &exportSource{exp: exp, ledger: r.st, job: j, lease: jr.currentLease, now: r.now, poll: poll,
-					polled: func() { r.failpoint.reached(fpWhilePolling) }, log: log}
-			}
-		}
-		r.jobs[j.Name] = jr
+	for _, j := range jobs {
+		r.jobs[j.Name] = &jobRunner{cfg: j}
 	}
-	for _, dir := range []string{cfg.Files.Dir, cfg.Files.WorkDir, cfg.Quarantine.Dir} {
+	for _, dir := range []string{cfg.WorkDir, cfg.QuarantineDir} {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, fmt.Errorf("creating %s: %w", dir, err)
 		}
@@ -192,7 +221,7 @@ func (r *Runner) Run(ctx context.Context, name string, prog Progress) (*RunResul
 	}
 	log := r.log.With().Str("job", name).Logger()
 	now := r.now()
-	lease, err := r.st.AcquireJobLease(ctx, name, r.instance, now, now.Add(r.leaseTTL))
+	lease, err := r.st.AcquireJobLease(ctx, name, r.cfg.Instance, now, now.Add(r.cfg.LeaseTTL))
 	if errors.Is(err, store.ErrLeaseHeld) {
 		return nil, fmt.Errorf("%w: %w", ErrJobRunning, err)
 	}
@@ -200,7 +229,7 @@ func (r *Runner) Run(ctx context.Context, name string, prog Progress) (*RunResul
 		return nil, fmt.Errorf("job %s: taking its lease: %w", name, err)
 	}
 	res := &RunResult{Job: name, Started: now}
-	runID, err := r.st.StartRun(ctx, store.Run{Job: name, Owner: r.instance, StartedAt: now})
+	runID, err := r.st.StartRun(ctx, store.Run{Job: name, Owner: r.cfg.Instance, StartedAt: now})
 	if err != nil {
 		_ = r.st.ReleaseJobLease(context.WithoutCancel(ctx), lease)
 		return nil, fmt.Errorf("job %s: recording the run: %w", name, err)
@@ -209,7 +238,7 @@ func (r *Runner) Run(ctx context.Context, name string, prog Progress) (*RunResul
 	jr.lease = &lease
 	jr.statusMu.Unlock()
 	runCtx, stopRenewing := r.holdLease(ctx, jr, log)
-	err = r.runSource(runCtx, jr, jr.source(log), res, prog, log)
+	err = r.runSource(runCtx, jr, jr.cfg.NewSource(log, jr.currentLease), res, prog, log)
 	if cause := context.Cause(runCtx); err != nil && errors.Is(cause, store.ErrLeaseLost) {
 		err = fmt.Errorf("job %s: %w (another process took the job over; this run stopped)", name, cause)
 	}
@@ -232,7 +261,7 @@ func (r *Runner) Run(ctx context.Context, name string, prog Progress) (*RunResul
 	if err != nil {
 		res.Error = err.Error()
 	}
-	r.metrics.run(name, result)
+	r.obs.Run(name, result)
 	if err2 := r.st.FinishRun(context.WithoutCancel(ctx), store.Run{ID: runID, FinishedAt: res.Finished, Outcome: result,
 		Packages: res.Packages, Duplicates: res.Duplicates, Events: len(res.Events), Error: res.Error}); err2 != nil {
 		log.Warn().Err(err2).Msg("recording the end of the run failed")
@@ -258,7 +287,7 @@ func (r *Runner) holdLease(ctx context.Context, jr *jobRunner, log zerolog.Logge
 	stopped := make(chan struct{})
 	go func() {
 		defer close(stopped)
-		t := time.NewTicker(r.leaseTTL / 3)
+		t := time.NewTicker(r.cfg.LeaseTTL / 3)
 		defer t.Stop()
 		for {
 			select {
@@ -294,7 +323,7 @@ func (r *Runner) renewLease(ctx context.Context, jr *jobRunner) error {
 	l := *jr.lease
 	jr.statusMu.Unlock()
 	now := r.now()
-	renewed, err := r.st.RenewJobLease(ctx, l, now, now.Add(r.leaseTTL))
+	renewed, err := r.st.RenewJobLease(ctx, l, now, now.Add(r.cfg.LeaseTTL))
 	if err != nil {
 		return err
 	}
@@ -356,10 +385,10 @@ func (r *Runner) bringIn(ctx context.Context, jr *jobRunner, item Item, res *Run
 	} else if dup != nil {
 		log.Info().Str("first_seen_as", dup.ID).Msg("already processed: acknowledging only")
 		res.Duplicates++
-		r.metrics.pkg(job.Name, "duplicate")
+		r.obs.Package(job.Name, "duplicate")
 		return r.done(ctx, jr, item, dup.ID, log)
 	}
-	dl, err := item.Fetch(ctx, r.cfg.Files.WorkDir, func(n, total int64) { prog.Downloading(job.Name, n, total) })
+	dl, err := item.Fetch(ctx, r.cfg.WorkDir, func(n, total int64) { prog.Downloading(job.Name, n, total) })
 	var failed *UpstreamFailure
 	if errors.As(err, &failed) {
 		if err := r.commitFailure(ctx, job, origin, keys, failed.Reason, failed.Message, res, prog, log); err != nil {
@@ -372,7 +401,7 @@ func (r *Runner) bringIn(ctx context.Context, jr *jobRunner, item Item, res *Run
 		return fmt.Errorf("job %s: fetching %s: %w", job.Name, origin.MessageID, err)
 	}
 	defer os.Remove(dl.Path) // gone already if it was quarantined
-	r.failpoint.reached(fpAfterDownload)
+	r.failpoint(PointAfterDownload)
 	keys.ContentSHA256 = dl.SHA256
 	if item.Redeliverable() {
 		if dup, err := r.recognised(ctx, job.Name, store.MessageKeys{ContentSHA256: dl.SHA256}); err != nil {
@@ -380,7 +409,7 @@ func (r *Runner) bringIn(ctx context.Context, jr *jobRunner, item Item, res *Run
 		} else if dup != nil {
 			log.Info().Str("first_seen_as", dup.ID).Str("sha256", dl.SHA256).Msg("same content as a processed message: acknowledging only")
 			res.Duplicates++
-			r.metrics.pkg(job.Name, "duplicate")
+			r.obs.Package(job.Name, "duplicate")
 			return r.done(ctx, jr, item, dup.ID, log)
 		}
 	}
@@ -392,7 +421,7 @@ func (r *Runner) bringIn(ctx context.Context, jr *jobRunner, item Item, res *Run
 	if err := r.commit(ctx, p, res, prog, log); err != nil && !errors.Is(err, store.ErrDuplicate) {
 		return err
 	}
-	r.failpoint.reached(fpAfterCommit)
+	r.failpoint(PointAfterCommit)
 	return r.done(ctx, jr, item, origin.MessageID, log)
 }
 
@@ -433,7 +462,7 @@ func (r *Runner) done(ctx context.Context, jr *jobRunner, item Item, recordedAs 
 // commitFailure publishes a DataExportFailed for an item that has no
 // package (its source failed it), recording the item and closing its export
 // as failed.
-func (r *Runner) commitFailure(ctx context.Context, job JobConfig, src dataexport.Source, keys store.MessageKeys, reason datapackage.Reason, msg string,
+func (r *Runner) commitFailure(ctx context.Context, job Job, src dataexport.Source, keys store.MessageKeys, reason datapackage.Reason, msg string,
 	res *RunResult, prog Progress, log zerolog.Logger) error {
 	now := r.now()
 	ev := dataexport.NewFailed(src, reason, msg, "", "", now)
@@ -442,7 +471,7 @@ func (r *Runner) commitFailure(ctx context.Context, job JobConfig, src dataexpor
 	if err := r.commit(ctx, p, res, prog, log); err != nil && !errors.Is(err, store.ErrDuplicate) {
 		return err
 	}
-	r.metrics.pkg(job.Name, "failed")
+	r.obs.Package(job.Name, "failed")
 	return nil
 }
 
@@ -455,7 +484,7 @@ func (r *Runner) route(ev store.Event) store.NewEvent {
 // that cannot be processed is moved whole to quarantine and becomes one
 // DataExportFailed event; entities that fail while others convert become
 // one DataExportFailed each, and the package is kept in quarantine too.
-func (r *Runner) convert(ctx context.Context, job JobConfig, src dataexport.Source, dl *finops.Download, keys store.MessageKeys, prog Progress, log zerolog.Logger) (store.Package, error) {
+func (r *Runner) convert(ctx context.Context, job Job, src dataexport.Source, dl *finops.Download, keys store.MessageKeys, prog Progress, log zerolog.Logger) (store.Package, error) {
 	now := r.now()
 	p := store.Package{Job: job.Name, MessageID: src.MessageID, Keys: keys, At: now}
 	opts := r.cfg.Convert
@@ -463,11 +492,11 @@ func (r *Runner) convert(ctx context.Context, job JobConfig, src dataexport.Sour
 		opts.Encoding = job.Encoding
 	}
 	opts.BareName = job.Name
-	opts.WorkDir = r.cfg.Files.WorkDir
+	opts.WorkDir = r.cfg.WorkDir
 	opts.Progress = func(entity string, n int64) { prog.Converting(job.Name, entity, n) }
 	// Converted in work_dir, then handed to the storage one file at a time.
 	pkgID := files.NewID()
-	pkgDir := filepath.Join(r.cfg.Files.WorkDir, pkgID)
+	pkgDir := filepath.Join(r.cfg.WorkDir, pkgID)
 	defer os.RemoveAll(pkgDir)
 	conv, err := datapackage.Convert(ctx, dl.Path, pkgDir, opts)
 	if err != nil {
@@ -482,7 +511,7 @@ func (r *Runner) convert(ctx context.Context, job JobConfig, src dataexport.Sour
 			return p, fmt.Errorf("job %s: quarantining %s: %w", job.Name, src.MessageID, qerr)
 		}
 		log.Warn().Err(err).Str("reason", string(de.Reason)).Str("quarantine_file", q).Msg("package cannot be processed: quarantined")
-		r.metrics.pkg(job.Name, "quarantined")
+		r.obs.Package(job.Name, "quarantined")
 		p.Events = append(p.Events, r.route(dataexport.NewFailed(src, de.Reason, de.Error(), de.Entity, q, now)))
 		return p, nil
 	}
@@ -505,7 +534,7 @@ func (r *Runner) convert(ctx context.Context, job JobConfig, src dataexport.Sour
 		ev := dataexport.NewCompleted(src, dataexport.File{ArtifactID: a.ID, Entity: res.Entity, SourceFormat: res.SourceFormat, Records: res.Records,
 			ContentType: res.ContentType, ContentEncoding: res.ContentEncoding, Bytes: res.Bytes, SHA256: res.SHA256}, now)
 		p.Events = append(p.Events, r.route(ev))
-		r.metrics.converted(job.Name, res.Records, res.Bytes)
+		r.obs.Converted(job.Name, res.Records, res.Bytes)
 	}
 	for _, f := range conv.Failures {
 		log.Warn().Err(f).Str("entity", f.Entity).Str("reason", string(f.Reason)).Msg("entity cannot be converted")
@@ -542,7 +571,7 @@ func (r *Runner) commit(ctx context.Context, p store.Package, res *RunResult, pr
 	completed, failed := 0, 0
 	for _, e := range evs {
 		res.Events = append(res.Events, e.ID)
-		r.metrics.event(p.Job, e.Type)
+		r.obs.Event(p.Job, e.Type)
 		if e.Type == dataexport.TypeFailed {
 			failed++
 			res.Failed = append(res.Failed, failureText(e))
@@ -551,7 +580,7 @@ func (r *Runner) commit(ctx context.Context, p store.Package, res *RunResult, pr
 		}
 	}
 	if failed == 0 {
-		r.metrics.pkg(p.Job, "committed")
+		r.obs.Package(p.Job, "committed")
 	}
 	prog.Committed(p.Job, evs)
 	log.Info().Int("entities", completed).Int("failed", failed).Msg("package committed")
@@ -575,8 +604,8 @@ func failureText(e store.Event) string {
 // durably into place for the whole product.
 func (r *Runner) quarantine(ctx context.Context, job, messageID, path string) (string, error) {
 	key := job + "/" + r.now().UTC().Format("20060102T150405Z") + "-" + filename.Safe(messageID, "message") + ".zip"
-	if err := (files.Local{Dir: r.cfg.Quarantine.Dir}).Put(ctx, key, path); err != nil {
+	if err := (files.Local{Dir: r.cfg.QuarantineDir}).Put(ctx, key, path); err != nil {
 		return "", err
 	}
-	return filepath.Join(r.cfg.Quarantine.Dir, filepath.FromSlash(key)), nil
+	return filepath.Join(r.cfg.QuarantineDir, filepath.FromSlash(key)), nil
 }
