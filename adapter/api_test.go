@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
+	"github.com/exportbridge/exportbridge/adminapi"
 	"github.com/exportbridge/exportbridge/internal/finopssim"
 	"github.com/exportbridge/exportbridge/internal/store"
 	"github.com/exportbridge/exportbridge/pipeline"
@@ -71,7 +72,7 @@ func TestAdminAPI(t *testing.T) {
 	require.Equal(t, http.StatusUnauthorized, call(t, e, "GET", "/api/jobs", "", nil))
 	require.Equal(t, http.StatusUnauthorized, call(t, e, "GET", "/api/jobs", "wrong", nil))
 
-	var jobs []jobView
+	var jobs []adminapi.JobView
 	require.Equal(t, http.StatusOK, call(t, e, "GET", "/api/jobs", tok, &jobs))
 	require.Len(t, jobs, 2)
 	require.Equal(t, "customer-groups", jobs[0].Name)
@@ -86,11 +87,11 @@ func TestAdminAPI(t *testing.T) {
 
 	// 410: dead letters and a paused subscription.
 	require.Eventually(t, func() bool {
-		var subs []subscriptionView
+		var subs []adminapi.SubscriptionView
 		call(t, e, "GET", "/api/subscriptions", tok, &subs)
 		return len(subs) == 1 && subs[0].Paused
 	}, 10*time.Second, 10*time.Millisecond)
-	var dead []deliveryView
+	var dead []adminapi.DeliveryView
 	require.Eventually(t, func() bool {
 		call(t, e, "GET", "/api/deliveries?state=dead&subscription=flow", tok, &dead)
 		return len(dead) >= 1
@@ -111,7 +112,7 @@ func TestAdminAPI(t *testing.T) {
 		return c[store.StateDelivered] == 3
 	}, 10*time.Second, 10*time.Millisecond, "replayed and resumed deliveries arrive")
 	// Replaying one delivered delivery sends it again, same EventId.
-	var all []deliveryView
+	var all []adminapi.DeliveryView
 	call(t, e, "GET", "/api/deliveries", tok, &all)
 	before := len(e.rcv.deliveries())
 	require.Equal(t, http.StatusOK, call(t, e, "POST", "/api/deliveries/"+itoa(all[0].ID)+"/replay", tok, &replayed))
@@ -182,7 +183,7 @@ func TestJobHistorySurvivesRestarts(t *testing.T) {
 
 	second := startDaemon(t, e)
 	require.NotEqual(t, first.Instance, second.Instance)
-	var jobs []jobView
+	var jobs []adminapi.JobView
 	require.Equal(t, http.StatusOK, call(t, e, "GET", "/api/jobs", "test-admin-token", &jobs))
 	require.Len(t, jobs, 2)
 	last := jobs[0].LastRun

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -69,7 +70,8 @@ type App struct {
 	httpSrv       *http.Server
 	HTTPUp        bool
 
-	fatal chan error // a component found the process cannot go on (the store lost)
+	fatal chan error                   // a component found the process cannot go on (the store lost)
+	api   atomic.Pointer[http.Handler] // /api, once everything it uses exists
 	// Instance names this process on the leases it takes in the store:
 	// host, pid and a random part, unique among the processes sharing it.
 	Instance string
@@ -180,6 +182,10 @@ func StartApp(ctx context.Context, cfg *Config, log zerolog.Logger, opts AppOpti
 	}()
 	a.stops = append(a.stops, func(context.Context) error { sweepCancel(); <-done; return nil })
 
+	if cfg.Server.AdminToken != "" {
+		h := a.adminAPI().Handler(cfg.Server.AdminToken)
+		a.api.Store(&h)
+	}
 	if a.Sched != nil {
 		a.Sched.Start(ctx)
 		a.stops = append(a.stops, a.Sched.Stop)

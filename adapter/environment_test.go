@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
+	"github.com/exportbridge/exportbridge/adminapi"
 	"github.com/exportbridge/exportbridge/internal/fault/faulttest"
 	"github.com/exportbridge/exportbridge/internal/finops"
 	"github.com/exportbridge/exportbridge/internal/finopssim"
@@ -191,7 +192,7 @@ func TestCircuitOpensInTheDaemon(t *testing.T) {
 	_, err := a.Runner.Run(context.Background(), "customer-groups", nil)
 	require.NoError(t, err)
 
-	var subs []subscriptionView
+	var subs []adminapi.SubscriptionView
 	require.Eventually(t, func() bool {
 		require.Equal(t, http.StatusOK, call(t, e, http.MethodGet, "/api/subscriptions", "test-admin-token", &subs))
 		return len(subs) == 1 && subs[0].Circuit.State == "open"

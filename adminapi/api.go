@@ -1,0 +1,357 @@
+// Package adminapi is the admin HTTP API under /api: jobs (with their runs
+// and where they run), starting a run, deliveries and replays,
+// subscriptions and resuming them. It reads and acts through small
+// interfaces, so it is the same from every process that shares a store.
+package adminapi
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/exportbridge/exportbridge/internal/redact"
+	"github.com/exportbridge/exportbridge/internal/store"
+	"github.com/exportbridge/exportbridge/pipeline"
+	"github.com/exportbridge/exportbridge/publish"
+)
+
+// Store is what the API reads from the store.
+type Store interface {
+	JobLeases(ctx context.Context, now time.Time) (map[string]store.JobLease, error)
+	Runs(ctx context.Context, job string, limit int) ([]store.Run, error)
+	Deliveries(ctx context.Context, f store.Filter) ([]store.Delivery, error)
+	Paused(ctx context.Context) (map[string]string, error)
+}
+
+// Runner runs jobs (pipeline.Runner).
+type Runner interface {
+	Has(name string) bool
+	Run(ctx context.Context, name string, prog pipeline.Progress) (*pipeline.RunResult, error)
+}
+
+// Publisher replays deliveries and resumes subscriptions (publish.Publisher).
+type Publisher interface {
+	Replay(ctx context.Context, f store.Filter) (int, error)
+	Resume(ctx context.Context, subscription string) error
+	Circuits() map[string]publish.BreakerState
+}
+
+// Job is a configured job as the API lists it.
+type Job struct {
+	Name, Kind, Schedule string
+}
+
+// API serves /api.
+type API struct {
+	Jobs          []Job
+	Store         Store
+	Runner        Runner
+	Publisher     Publisher
+	Subscriptions *publish.Registry
+	// NextRun says when a job runs next (zero: not scheduled); nil when
+	// this process schedules nothing.
+	NextRun func(job string) time.Time
+	// Background starts fn outside the request (a run started from the API
+	// outlives it; the app stops it at shutdown).
+	Background func(fn func(ctx context.Context))
+	Log        zerolog.Logger
+}
+
+// Handler returns the routes, behind the bearer token.
+func (a *API) Handler(token string) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/jobs", a.jobs)
+	mux.HandleFunc("POST /api/jobs/{name}/run", a.runJob)
+	mux.HandleFunc("GET /api/deliveries", a.deliveries)
+	mux.HandleFunc("POST /api/deliveries/{id}/replay", a.replayOne)
+	mux.HandleFunc("POST /api/deliveries/replay", a.replay)
+	mux.HandleFunc("GET /api/subscriptions", a.subscriptions)
+	mux.HandleFunc("POST /api/subscriptions/{name}/resume", a.resume)
+	want := []byte("Bearer " + token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="exportbridge"`)
+			apiError(w, http.StatusUnauthorized, "missing or wrong bearer token")
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func apiError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"error": msg})
+}
+
+// JobView is a job as GET /api/jobs answers it.
+type JobView struct {
+	Name     string     `json:"name"`
+	Kind     string     `json:"kind"`
+	Schedule string     `json:"schedule"`
+	NextRun  *time.Time `json:"next_run,omitempty"`
+	// Running and RunningIn come from the job's lease in the store: the same
+	// answer from every process that shares it.
+	Running   bool   `json:"running"`
+	RunningIn string `json:"running_in,omitempty"`
+	// LastRun is the newest finished run, from the store's run history.
+	LastRun   *RunView `json:"last_run,omitempty"`
+	LastError string   `json:"last_error,omitempty"`
+}
+
+// RunView is a finished run.
+type RunView struct {
+	ID         int64     `json:"id"`
+	Process    string    `json:"process"`
+	Started    time.Time `json:"started"`
+	Finished   time.Time `json:"finished"`
+	Outcome    string    `json:"outcome"`
+	Packages   int       `json:"packages"`
+	Duplicates int       `json:"duplicates"`
+	Events     int       `json:"events"`
+	Error      string    `json:"error,omitempty"`
+}
+
+func (a *API) jobs(w http.ResponseWriter, r *http.Request) {
+	leases, err := a.Store.JobLeases(r.Context(), time.Now())
+	if err != nil {
+		apiError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	out := []JobView{}
+	for _, j := range a.Jobs {
+		v := JobView{Name: j.Name, Kind: j.Kind, Schedule: j.Schedule}
+		if l, ok := leases[j.Name]; ok {
+			v.Running, v.RunningIn = true, l.Owner
+		}
+		runs, err := a.Store.Runs(r.Context(), j.Name, 5)
+		if err != nil {
+			apiError(w, http.StatusInternalServerError, err.Error())
+			return
+		}
+		for _, run := range runs {
+			if run.Outcome == store.RunRunning {
+				continue
+			}
+			v.LastRun = &RunView{ID: run.ID, Process: run.Owner, Started: run.StartedAt, Finished: run.FinishedAt, Outcome: run.Outcome,
+				Packages: run.Packages, Duplicates: run.Duplicates, Events: run.Events, Error: redact.String(run.Error)}
+			v.LastError = v.LastRun.Error
+			break
+		}
+		if a.NextRun != nil {
+			if next := a.NextRun(j.Name); !next.IsZero() {
+				v.NextRun = &next
+			}
+		}
+		out = append(out, v)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// runJob starts a run in the background (package exports can take
+// hours) and answers 202; ?wait=true waits for it.
+func (a *API) runJob(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	if !a.Runner.Has(name) {
+		apiError(w, http.StatusNotFound, "no such job")
+		return
+	}
+	leases, err := a.Store.JobLeases(r.Context(), time.Now())
+	if err != nil {
+		apiError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	if l, held := leases[name]; held {
+		apiError(w, http.StatusConflict, fmt.Sprintf("job is already running, in %s", l.Owner))
+		return
+	}
+	if r.URL.Query().Get("wait") == "true" {
+		res, err := a.Runner.Run(r.Context(), name, nil)
+		if errors.Is(err, pipeline.ErrJobRunning) {
+			apiError(w, http.StatusConflict, err.Error())
+			return
+		}
+		writeJSON(w, http.StatusOK, res)
+		return
+	}
+	a.Background(func(ctx context.Context) {
+		if _, err := a.Runner.Run(ctx, name, nil); err != nil && !errors.Is(err, pipeline.ErrJobRunning) {
+			a.Log.Error().Err(err).Str("job", name).Msg("job run (started from the API) failed")
+		}
+	})
+	writeJSON(w, http.StatusAccepted, map[string]string{"status": "started", "job": name})
+}
+
+// DeliveryView is a delivery as GET /api/deliveries answers it.
+type DeliveryView struct {
+	ID            int64      `json:"id"`
+	Subscription  string     `json:"subscription"`
+	State         string     `json:"state"`
+	Attempt       int        `json:"attempt"`
+	NextAttemptAt *time.Time `json:"next_attempt_at,omitempty"`
+	LastStatus    int        `json:"last_status,omitempty"`
+	LastError     string     `json:"last_error,omitempty"`
+	EventID       string     `json:"event_id"`
+	EventType     string     `json:"event_type"`
+	Topic         string     `json:"topic"`
+	Job           string     `json:"job"`
+	Entity        string     `json:"entity,omitempty"`
+	CreatedAt     time.Time  `json:"created_at"`
+	DeliveredAt   *time.Time `json:"delivered_at,omitempty"`
+}
+
+func viewDelivery(d store.Delivery) DeliveryView {
+	v := DeliveryView{ID: d.ID, Subscription: d.Subscription, State: d.State, Attempt: d.Attempt, LastStatus: d.LastStatus,
+		LastError: redact.String(d.LastError), EventID: d.Event.ID, EventType: d.Event.Type, Topic: d.Event.Topic, Job: d.Event.Job,
+		Entity: d.Event.Entity, CreatedAt: d.CreatedAt}
+	if d.State == store.StatePending {
+		v.NextAttemptAt = &d.NextAttemptAt
+	}
+	if !d.DeliveredAt.IsZero() {
+		v.DeliveredAt = &d.DeliveredAt
+	}
+	return v
+}
+
+func filterFrom(r *http.Request) (store.Filter, error) {
+	q := r.URL.Query()
+	f := store.Filter{State: q.Get("state"), Subscription: q.Get("subscription")}
+	switch f.State {
+	case "", store.StatePending, store.StateInFlight, store.StateDelivered, store.StateDead:
+	default:
+		return f, errors.New("state must be pending, in_flight, delivered or dead")
+	}
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > 10000 {
+			return f, errors.New("limit must be 1..10000")
+		}
+		f.Limit = n
+	}
+	return f, nil
+}
+
+func (a *API) deliveries(w http.ResponseWriter, r *http.Request) {
+	f, err := filterFrom(r)
+	if err != nil {
+		apiError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	ds, err := a.Store.Deliveries(r.Context(), f)
+	if err != nil {
+		apiError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	out := make([]DeliveryView, 0, len(ds))
+	for _, d := range ds {
+		out = append(out, viewDelivery(d))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (a *API) replayOne(w http.ResponseWriter, r *http.Request) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		apiError(w, http.StatusBadRequest, "delivery id must be a number")
+		return
+	}
+	ds, err := a.Store.Deliveries(r.Context(), store.Filter{ID: id})
+	if err != nil {
+		apiError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	if len(ds) == 0 {
+		apiError(w, http.StatusNotFound, "no such delivery")
+		return
+	}
+	if ds[0].State == store.StateInFlight || ds[0].State == store.StatePending {
+		apiError(w, http.StatusConflict, "delivery is "+ds[0].State+"; only delivered or dead deliveries can be replayed")
+		return
+	}
+	n, err := a.Publisher.Replay(r.Context(), store.Filter{ID: id, State: ds[0].State})
+	if err != nil {
+		apiError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]int{"replayed": n})
+}
+
+func (a *API) replay(w http.ResponseWriter, r *http.Request) {
+	f, err := filterFrom(r)
+	if err != nil {
+		apiError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if f.State == "" {
+		f.State = store.StateDead
+	}
+	if f.State == store.StateInFlight || f.State == store.StatePending {
+		apiError(w, http.StatusBadRequest, "only dead or delivered deliveries can be replayed")
+		return
+	}
+	n, err := a.Publisher.Replay(r.Context(), f)
+	if err != nil {
+		apiError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]int{"replayed": n})
+}
+
+// SubscriptionView is a subscription as GET /api/subscriptions answers it.
+type SubscriptionView struct {
+	Name         string   `json:"name"`
+	URL          string   `json:"url"`
+	Topics       []string `json:"topics"`
+	Entities     []string `json:"entities"`
+	Signed       bool     `json:"signed"`
+	Paused       bool     `json:"paused"`
+	PausedReason string   `json:"paused_reason,omitempty"`
+	// Circuit is this process's circuit breaker for the target.
+	Circuit publish.BreakerState `json:"circuit"`
+}
+
+func (a *API) subscriptions(w http.ResponseWriter, r *http.Request) {
+	paused, err := a.Store.Paused(r.Context())
+	if err != nil {
+		apiError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	out := []SubscriptionView{}
+	circuits := a.Publisher.Circuits()
+	for _, s := range a.Subscriptions.Subscriptions() {
+		reason, p := paused[s.Name]
+		out = append(out, SubscriptionView{Name: s.Name, URL: redact.URL(s.URL), Topics: s.Topics, Entities: append([]string{}, s.Entities...),
+			Signed: len(s.Secret) > 0, Paused: p, PausedReason: reason, Circuit: circuits[s.Name]})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (a *API) resume(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	found := false
+	for _, s := range a.Subscriptions.Subscriptions() {
+		found = found || s.Name == name
+	}
+	if !found {
+		apiError(w, http.StatusNotFound, "no such subscription")
+		return
+	}
+	if err := a.Publisher.Resume(r.Context(), name); err != nil {
+		apiError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "resumed", "subscription": name})
+}
