@@ -29,7 +29,7 @@ func (a *App) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle(files.Pattern, files.NewHandler(a.signer, a.Store, a.Files, a.cfg.Files.MaxRanges, a.log))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		adminapi.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", a.ready)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}))
@@ -39,7 +39,7 @@ func (a *App) Handler() http.Handler {
 		mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 			api := a.api.Load()
 			if api == nil {
-				writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "starting"})
+				adminapi.WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "starting"})
 				return
 			}
 			(*api).ServeHTTP(w, r)
@@ -73,14 +73,6 @@ func (a *App) background(fn func(ctx context.Context)) {
 	}()
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v)
-}
-
 func (a *App) ready(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
@@ -100,7 +92,7 @@ func (a *App) ready(w http.ResponseWriter, r *http.Request) {
 			checks["job:"+job], status = msg, http.StatusServiceUnavailable
 		}
 	}
-	writeJSON(w, status, checks)
+	adminapi.WriteJSON(w, status, checks)
 }
 
 // demoReceiver is the demo's sample subscriber: it verifies each request's

@@ -85,7 +85,9 @@ func (a *API) Handler(token string) http.Handler {
 	})
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
+// WriteJSON answers v as indented JSON with status; the product's other
+// JSON endpoints (health, readiness) answer through it too.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	enc := json.NewEncoder(w)
@@ -94,7 +96,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func apiError(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, map[string]string{"error": msg})
+	WriteJSON(w, status, map[string]string{"error": msg})
 }
 
 // JobView is a job as GET /api/jobs answers it.
@@ -158,7 +160,7 @@ func (a *API) jobs(w http.ResponseWriter, r *http.Request) {
 		}
 		out = append(out, v)
 	}
-	writeJSON(w, http.StatusOK, out)
+	WriteJSON(w, http.StatusOK, out)
 }
 
 // runJob starts a run in the background (package exports can take
@@ -184,7 +186,7 @@ func (a *API) runJob(w http.ResponseWriter, r *http.Request) {
 			apiError(w, http.StatusConflict, err.Error())
 			return
 		}
-		writeJSON(w, http.StatusOK, res)
+		WriteJSON(w, http.StatusOK, res)
 		return
 	}
 	a.Background(func(ctx context.Context) {
@@ -192,7 +194,7 @@ func (a *API) runJob(w http.ResponseWriter, r *http.Request) {
 			a.Log.Error().Err(err).Str("job", name).Msg("job run (started from the API) failed")
 		}
 	})
-	writeJSON(w, http.StatusAccepted, map[string]string{"status": "started", "job": name})
+	WriteJSON(w, http.StatusAccepted, map[string]string{"status": "started", "job": name})
 }
 
 // DeliveryView is a delivery as GET /api/deliveries answers it.
@@ -259,7 +261,7 @@ func (a *API) deliveries(w http.ResponseWriter, r *http.Request) {
 	for _, d := range ds {
 		out = append(out, viewDelivery(d))
 	}
-	writeJSON(w, http.StatusOK, out)
+	WriteJSON(w, http.StatusOK, out)
 }
 
 func (a *API) replayOne(w http.ResponseWriter, r *http.Request) {
@@ -286,7 +288,7 @@ func (a *API) replayOne(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]int{"replayed": n})
+	WriteJSON(w, http.StatusOK, map[string]int{"replayed": n})
 }
 
 func (a *API) replay(w http.ResponseWriter, r *http.Request) {
@@ -307,7 +309,7 @@ func (a *API) replay(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]int{"replayed": n})
+	WriteJSON(w, http.StatusOK, map[string]int{"replayed": n})
 }
 
 // SubscriptionView is a subscription as GET /api/subscriptions answers it.
@@ -336,7 +338,7 @@ func (a *API) subscriptions(w http.ResponseWriter, r *http.Request) {
 		out = append(out, SubscriptionView{Name: s.Name, URL: redact.URL(s.URL), Topics: s.Topics, Entities: append([]string{}, s.Entities...),
 			Signed: len(s.Secret) > 0, Paused: p, PausedReason: reason, Circuit: circuits[s.Name]})
 	}
-	writeJSON(w, http.StatusOK, out)
+	WriteJSON(w, http.StatusOK, out)
 }
 
 func (a *API) resume(w http.ResponseWriter, r *http.Request) {
@@ -353,5 +355,5 @@ func (a *API) resume(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "resumed", "subscription": name})
+	WriteJSON(w, http.StatusOK, map[string]string{"status": "resumed", "subscription": name})
 }
