@@ -153,7 +153,8 @@ func (e *testEnv) exportNow(jobs ...string) error {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	return ExportNow(ctx, e.cfg, zerolog.Nop(), ExportNowOptions{Jobs: jobs, PollInterval: 20 * time.Millisecond})
+	_, err := ExportNow(ctx, e.cfg, zerolog.Nop(), ExportNowOptions{Jobs: jobs, PollInterval: 20 * time.Millisecond})
+	return err
 }
 
 // checkEntityFiles asserts each received entity's file equals the rows the

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"sort"
 	"strings"
 	"sync"
@@ -23,12 +22,43 @@ var ErrUsage = errors.New("usage")
 // ErrExportFailed: export-now finished, but not everything succeeded.
 var ErrExportFailed = errors.New("not everything was exported and delivered")
 
+// ExportProgress is told how export-now advances (the CLI draws it).
+type ExportProgress interface {
+	pipeline.Progress
+	// Delivering says how many of the deliveries waited for are settled.
+	Delivering(done, total int)
+	// Close ends the display.
+	Close()
+}
+
+type noExportProgress struct{}
+
+func (noExportProgress) Downloading(string, int64, int64) {}
+func (noExportProgress) Converting(string, string, int64) {}
+func (noExportProgress) Committed(string, []store.Event)  {}
+func (noExportProgress) Delivering(int, int)              {}
+func (noExportProgress) Close()                           {}
+
+// ExportNowReport is what export-now did, for the CLI to show.
+type ExportNowReport struct {
+	Jobs []JobReport
+	// Deliveries are those waited for (none with NoWait).
+	Deliveries []store.Delivery
+	Waited     bool
+}
+
+// JobReport is one job's run.
+type JobReport struct {
+	Name   string
+	Result *pipeline.RunResult // nil when the run did not start
+	Err    error
+}
+
 // ExportNowOptions configures ExportNow.
 type ExportNowOptions struct {
-	Jobs     []string // names; empty means every job
-	NoWait   bool     // return once events are committed
-	Out      io.Writer
-	Progress bool // draw progress bars (a terminal); otherwise log lines
+	Jobs     []string       // names; empty means every job
+	NoWait   bool           // return once events are committed
+	Progress ExportProgress // nil: none
 	// PollInterval is how often delivery states are read while waiting.
 	PollInterval time.Duration
 	Failpoint    Failpoint // crash tests only
@@ -38,24 +68,25 @@ type ExportNowOptions struct {
 // until every event they produced is delivered or dead-lettered, following
 // the retry delays. It serves the download links on server.listen
 // meanwhile; if that address is taken (the daemon is running) the daemon
-// serves them, from the same store and files. It returns nil only if every
-// job succeeded and every event was delivered.
-func ExportNow(ctx context.Context, cfg *Config, log zerolog.Logger, opt ExportNowOptions) error {
+// serves them, from the same store and files. It returns what it did, and
+// an error (ErrExportFailed listing what failed) unless every job succeeded
+// and every event was delivered.
+func ExportNow(ctx context.Context, cfg *Config, log zerolog.Logger, opt ExportNowOptions) (*ExportNowReport, error) {
 	names, err := selectJobs(cfg, opt.Jobs)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if opt.Out == nil {
-		opt.Out = io.Discard
+	prog := opt.Progress
+	if prog == nil {
+		prog = noExportProgress{}
 	}
 	if opt.PollInterval == 0 {
 		opt.PollInterval = 200 * time.Millisecond
 	}
-	prog := newProgress(opt.Progress, opt.Out, log)
 	defer prog.Close()
 	app, err := StartApp(ctx, cfg, log, AppOptions{HTTPOptional: true, Failpoint: opt.Failpoint})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer func() {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.Server.ShutdownTimeout)
@@ -69,7 +100,7 @@ func ExportNow(ctx context.Context, cfg *Config, log zerolog.Logger, opt ExportN
 	// finished too: when no daemon runs, nothing else will.
 	leftover, err := openEventIDs(ctx, app.Store)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var mu sync.Mutex
 	results := map[string]*pipeline.RunResult{}
@@ -96,11 +127,15 @@ func ExportNow(ctx context.Context, cfg *Config, log zerolog.Logger, opt ExportN
 	if !opt.NoWait && len(eventIDs) > 0 {
 		deliveries, err = waitDelivered(ctx, app, eventIDs, opt.PollInterval, prog)
 		if err != nil {
-			return err
+			return nil, err
 		}
 	}
 	prog.Close()
-	return summarize(opt.Out, names, results, runErrs, deliveries, opt.NoWait)
+	report := &ExportNowReport{Deliveries: deliveries, Waited: !opt.NoWait}
+	for _, name := range names {
+		report.Jobs = append(report.Jobs, JobReport{Name: name, Result: results[name], Err: runErrs[name]})
+	}
+	return report, problems(report)
 }
 
 // runWhenFree runs the job, first waiting while another process holds its
@@ -170,7 +205,7 @@ func selectJobs(cfg *Config, want []string) ([]string, error) {
 // waitDelivered polls the deliveries of eventIDs until none is pending or
 // in flight, except those held by a paused subscription, which will not
 // move until someone resumes it.
-func waitDelivered(ctx context.Context, app *App, eventIDs []string, every time.Duration, prog *progress) ([]store.Delivery, error) {
+func waitDelivered(ctx context.Context, app *App, eventIDs []string, every time.Duration, prog ExportProgress) ([]store.Delivery, error) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -206,24 +241,22 @@ func waitDelivered(ctx context.Context, app *App, eventIDs []string, every time.
 	}
 }
 
-func summarize(w io.Writer, names []string, results map[string]*pipeline.RunResult, runErrs map[string]error, ds []store.Delivery, noWait bool) error {
+// problems is nil when every job succeeded and every delivery was made;
+// else ErrExportFailed listing what was not.
+func problems(r *ExportNowReport) error {
 	var problems []string
-	for _, name := range names {
-		res := results[name]
-		if err := runErrs[name]; err != nil {
-			problems = append(problems, fmt.Sprintf("job %s failed: %v", name, err))
+	for _, j := range r.Jobs {
+		if j.Err != nil {
+			problems = append(problems, fmt.Sprintf("job %s failed: %v", j.Name, j.Err))
 		}
-		if res == nil {
+		if j.Result == nil {
 			continue
 		}
-		fmt.Fprintf(w, "%s: %d package(s), %d event(s), %d redelivered message(s) recognised\n", name, res.Packages, len(res.Events), res.Duplicates)
-		for _, f := range res.Failed {
-			problems = append(problems, fmt.Sprintf("job %s: DataExportFailed %s", name, f))
+		for _, f := range j.Result.Failed {
+			problems = append(problems, fmt.Sprintf("job %s: DataExportFailed %s", j.Name, f))
 		}
 	}
-	counts := map[string]int{}
-	for _, d := range ds {
-		counts[d.State]++
+	for _, d := range r.Deliveries {
 		if d.State != store.StateDelivered {
 			what := d.Event.Entity
 			if what == "" {
@@ -236,10 +269,6 @@ func summarize(w io.Writer, names []string, results map[string]*pipeline.RunResu
 			problems = append(problems, fmt.Sprintf("delivery %d of %q (event %s) to %s is %s after %d attempt(s): %s",
 				d.ID, what, d.Event.ID, d.Subscription, d.State, d.Attempt, why))
 		}
-	}
-	if !noWait {
-		fmt.Fprintf(w, "deliveries: %d delivered, %d dead, %d not delivered\n", counts[store.StateDelivered], counts[store.StateDead],
-			len(ds)-counts[store.StateDelivered]-counts[store.StateDead])
 	}
 	if len(problems) == 0 {
 		return nil

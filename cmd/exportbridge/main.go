@@ -153,8 +153,12 @@ func cmdExportNow(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		logCfg.Level = "warn" // the progress bar says what info lines would; warnings still show
 	}
 	log := adapter.NewLogger(logCfg, stderr)
-	err := adapter.ExportNow(ctx, cfg, log, adapter.ExportNowOptions{Jobs: jobs, NoWait: *noWait, Out: progressOut(terminal, stderr, stdout), Progress: terminal,
+	out := progressOut(terminal, stderr, stdout)
+	report, err := adapter.ExportNow(ctx, cfg, log, adapter.ExportNowOptions{Jobs: jobs, NoWait: *noWait, Progress: newProgress(terminal, out, log),
 		Failpoint: adapter.Failpoint(os.Getenv(adapter.FailpointEnv))})
+	if report != nil {
+		printExportReport(out, report)
+	}
 	switch {
 	case err == nil:
 		return exitOK

@@ -84,3 +84,22 @@ func printConversion(w io.Writer, conv *datapackage.Conversion) {
 		fmt.Fprintf(w, "%-32s FAILED (%s): %v\n", f.Entity, f.Reason, f)
 	}
 }
+
+// printExportReport writes a line per job and, when it waited, the
+// deliveries' counts; what failed is in ExportNow's error.
+func printExportReport(w io.Writer, r *adapter.ExportNowReport) {
+	for _, j := range r.Jobs {
+		if res := j.Result; res != nil {
+			fmt.Fprintf(w, "%s: %d package(s), %d event(s), %d redelivered message(s) recognised\n", j.Name, res.Packages, len(res.Events), res.Duplicates)
+		}
+	}
+	if !r.Waited {
+		return
+	}
+	counts := map[string]int{}
+	for _, d := range r.Deliveries {
+		counts[d.State]++
+	}
+	fmt.Fprintf(w, "deliveries: %d delivered, %d dead, %d not delivered\n", counts[store.StateDelivered], counts[store.StateDead],
+		len(r.Deliveries)-counts[store.StateDelivered]-counts[store.StateDead])
+}

@@ -1,4 +1,4 @@
-package adapter
+package main
 
 import (
 	"fmt"
@@ -48,17 +48,17 @@ func (p *progress) describe(phase, text string, cur, total int64) {
 	_ = p.bar.Set64(cur)
 }
 
-// Downloading implements pipeline.Progress.
+// Downloading implements adapter.ExportProgress.
 func (p *progress) Downloading(job string, received, total int64) {
 	p.describe("download "+job, fmt.Sprintf("%s: downloading %s", job, humanBytes(received)), received, total)
 }
 
-// Converting implements pipeline.Progress.
+// Converting implements adapter.ExportProgress.
 func (p *progress) Converting(job, entity string, records int64) {
 	p.describe("convert "+job+entity, fmt.Sprintf("%s: converting %s: %d records", job, entity, records), records, -1)
 }
 
-// Committed implements pipeline.Progress.
+// Committed implements adapter.ExportProgress.
 func (p *progress) Committed(job string, events []store.Event) {
 	if p.bar == nil {
 		p.log.Info().Str("job", job).Int("events", len(events)).Msg("package converted and committed")
