@@ -66,13 +66,11 @@ type RunResult struct {
 	Error      string    `json:"error,omitempty"`
 }
 
-// Ledger is what the runner keeps in the store: the messages and exports it
+// Ledger is what the runner keeps in the store: the messages it
 // has seen, the packages it commits, its job leases and run history.
 type Ledger interface {
 	FindMessage(ctx context.Context, job string, keys store.MessageKeys) (*store.Message, error)
 	MarkAcked(ctx context.Context, job, messageID string, at time.Time) error
-	StartExport(ctx context.Context, e store.Export) error
-	OpenExport(ctx context.Context, job string) (*store.Export, error)
 	CommitPackage(ctx context.Context, p store.Package) ([]store.Event, error)
 	AcquireJobLease(ctx context.Context, job, owner string, now, until time.Time) (store.JobLease, error)
 	RenewJobLease(ctx context.Context, l store.JobLease, now, until time.Time) (store.JobLease, error)
@@ -272,10 +270,7 @@ func (r *Runner) Run(ctx context.Context, name string, prog Progress) (*RunResul
 		jr.envFault = envFault
 	}
 	jr.statusMu.Unlock()
-	if err != nil {
-		return res, err
-	}
-	return res, nil
+	return res, err
 }
 
 // holdLease renews the run's job lease every third of its length until the
@@ -283,7 +278,6 @@ func (r *Runner) Run(ctx context.Context, name string, prog Progress) (*RunResul
 // lease cancels the run's context with store.ErrLeaseLost.
 func (r *Runner) holdLease(ctx context.Context, jr *jobRunner, log zerolog.Logger) (context.Context, func() store.JobLease) {
 	runCtx, cancel := context.WithCancelCause(ctx)
-	done := make(chan struct{})
 	stopped := make(chan struct{})
 	go func() {
 		defer close(stopped)
@@ -291,8 +285,6 @@ func (r *Runner) holdLease(ctx context.Context, jr *jobRunner, log zerolog.Logge
 		defer t.Stop()
 		for {
 			select {
-			case <-done:
-				return
 			case <-runCtx.Done():
 				return
 			case <-t.C:
@@ -307,10 +299,11 @@ func (r *Runner) holdLease(ctx context.Context, jr *jobRunner, log zerolog.Logge
 			}
 		}
 	}()
+	// The run is over when stop is called: cancelling its context ends the
+	// renewer (a cause set by a lost lease is kept).
 	return runCtx, func() store.JobLease {
-		close(done)
-		<-stopped
 		cancel(nil)
+		<-stopped
 		jr.statusMu.Lock()
 		defer jr.statusMu.Unlock()
 		return *jr.lease
