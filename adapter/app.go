@@ -95,6 +95,7 @@ func StartApp(ctx context.Context, cfg *Config, log zerolog.Logger, opts AppOpti
 	a.bg, a.bgCancel = context.WithCancel(context.WithoutCancel(ctx))
 	defer func() {
 		if err != nil {
+			a.bgCancel() // no run can have started from the API yet
 			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.Server.ShutdownTimeout)
 			defer cancel()
 			_ = a.Stop(sctx)
@@ -116,6 +117,18 @@ func StartApp(ctx context.Context, cfg *Config, log zerolog.Logger, opts AppOpti
 	a.stops = append(a.stops, func(context.Context) error { return st.Close() })
 	a.watchStore(ctx)
 
+	var subs []*publish.Subscription
+	for _, sc := range cfg.Subscriptions {
+		s, err := publish.NewSubscription(sc)
+		if err != nil {
+			return nil, err
+		}
+		subs = append(subs, s)
+	}
+	a.Subscriptions = publish.NewRegistry(subs)
+	a.Metrics = NewMetrics(a.reg, st.Counts)
+	a.Files = files.Local{Dir: cfg.Files.Dir}
+
 	// Bind the HTTP address before the signer is made: with port 0 the
 	// public URL of the download links is known only once bound.
 	ln, err := a.listen()
@@ -130,17 +143,6 @@ func StartApp(ctx context.Context, cfg *Config, log zerolog.Logger, opts AppOpti
 		return nil, err
 	}
 	a.signer = files.NewSigner(key, cfg.Server.PublicURL, cfg.Files.URLTTL)
-	a.Files = files.Local{Dir: cfg.Files.Dir}
-	var subs []*publish.Subscription
-	for _, sc := range cfg.Subscriptions {
-		s, err := publish.NewSubscription(sc)
-		if err != nil {
-			return nil, err
-		}
-		subs = append(subs, s)
-	}
-	a.Subscriptions = publish.NewRegistry(subs)
-	a.Metrics = NewMetrics(a.reg, st.Counts)
 
 	// The HTTP server starts before the publisher and stops after it:
 	// receivers fetch DownloadURLs while deliveries drain.
