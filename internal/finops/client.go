@@ -122,22 +122,18 @@ func (c *Client) Do(ctx context.Context, req Request) (*Response, error) {
 		}
 		hr := resp.RawResponse
 		defer hr.Body.Close()
-		limit := c.cfg.MaxAnswerBytes
 		if hr.StatusCode/100 != 2 {
-			limit = maxErrorBody * 4
+			out = &Response{StatusCode: hr.StatusCode, Header: hr.Header, Body: readErrorBody(hr.Body)}
+			return hr, nil
 		}
 		// An answer is read whole, so it is read with a cap: a body that
 		// never ends must not take the process's memory with it.
-		body, err := io.ReadAll(io.LimitReader(hr.Body, limit+1))
+		body, err := io.ReadAll(io.LimitReader(hr.Body, c.cfg.MaxAnswerBytes+1))
 		if err != nil {
 			return nil, err
 		}
-		if int64(len(body)) > limit {
-			if hr.StatusCode/100 != 2 {
-				body = body[:limit]
-			} else {
-				return nil, fmt.Errorf("%w: answer exceeds max_answer_bytes %d", ErrTooLarge, limit)
-			}
+		if int64(len(body)) > c.cfg.MaxAnswerBytes {
+			return nil, fmt.Errorf("%w: answer exceeds max_answer_bytes %d", ErrTooLarge, c.cfg.MaxAnswerBytes)
 		}
 		out = &Response{StatusCode: hr.StatusCode, Header: hr.Header, Body: body}
 		return hr, nil
@@ -183,8 +179,7 @@ func (c *Client) Download(ctx context.Context, req Request, dir string) (*Downlo
 		return hr, nil
 	}, func(hr *http.Response) []byte {
 		defer hr.Body.Close()
-		b, _ := io.ReadAll(io.LimitReader(hr.Body, maxErrorBody*4))
-		return b
+		return readErrorBody(hr.Body)
 	})
 	if err != nil {
 		return nil, err
@@ -235,6 +230,13 @@ func (c *Client) save(hr *http.Response, dir string, progress func(received, tot
 		return nil, fmt.Errorf("finops: rename download: %w", err)
 	}
 	return &Download{Path: filepath.Clean(final), Size: n, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
+}
+
+// readErrorBody reads the start of a non-2xx answer's body, enough for the
+// error message (parseErrorBody cuts it further).
+func readErrorBody(r io.Reader) []byte {
+	b, _ := io.ReadAll(io.LimitReader(r, maxErrorBody*4))
+	return b
 }
 
 // progressWriter reports bytes written as they pass.
