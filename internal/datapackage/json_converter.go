@@ -54,12 +54,12 @@ func convertJSONArray(br *bufio.Reader, rw *recordWriter) error {
 		var raw json.RawMessage
 		if err := d.Decode(&raw); err != nil {
 			if errors.Is(err, errGuardTripped) {
-				return rw.recordTooLong(n)
+				return rw.recordNumberTooLong(n)
 			}
 			return &lineError{line: n, err: fmt.Errorf("record %d: %w", n, err)}
 		}
 		if len(raw) > rw.maxRecord {
-			return rw.recordTooLong(n)
+			return rw.recordNumberTooLong(n)
 		}
 		guard.mark()
 		if err := writeObject(rw, raw, n); err != nil {

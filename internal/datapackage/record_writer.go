@@ -43,8 +43,18 @@ var errRecordLimit = errors.New("record limit")
 
 // recordTooLong reports a record, starting on line, past maxRecord.
 func (rw *recordWriter) recordTooLong(line int64) error {
-	return &lineError{line: line, err: fmt.Errorf("%w: %w: the record starting on line %d is longer than convert.max_record_bytes (%d)",
-		ErrLimitExceeded, errRecordLimit, line, rw.maxRecord)}
+	return rw.tooLong(line, fmt.Sprintf("the record starting on line %d", line))
+}
+
+// recordNumberTooLong reports record n (of a JSON array, where lines mean
+// nothing) past maxRecord.
+func (rw *recordWriter) recordNumberTooLong(n int64) error {
+	return rw.tooLong(n, fmt.Sprintf("record %d", n))
+}
+
+func (rw *recordWriter) tooLong(line int64, what string) error {
+	return &lineError{line: line, err: fmt.Errorf("%w: %w: %s is longer than convert.max_record_bytes (%d)",
+		ErrLimitExceeded, errRecordLimit, what, rw.maxRecord)}
 }
 
 // fieldTooLong reports a field, starting on line, past maxField.
