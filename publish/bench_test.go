@@ -74,7 +74,9 @@ func benchDelivery(b *testing.B, packages, perPackage int, interval time.Duratio
 			subs = append(subs, s)
 		}
 		minter := files.NewSigner([]byte("bench-signing-key-0123456789"), "http://127.0.0.1:8080", time.Hour)
-		pub := publish.New(publish.Config{}, st, publish.NewRegistry(subs), minter, zerolog.Nop())
+		// The product's renderer: each attempt's body carries its ControlNumber
+		// and a DownloadURL minted for it.
+		pub := publish.New(publish.Config{}, st, publish.NewRegistry(subs), minter, zerolog.Nop(), publish.WithRenderer(dataexport.Render))
 		require.NoError(b, pub.Start(context.Background()))
 		b.StartTimer()
 
@@ -214,13 +216,19 @@ func deliverWithDeadTargets(b *testing.B, dead bool) time.Duration {
 	return elapsed
 }
 
-// rawCeiling POSTs total signed event bodies, split evenly over subs, with
+// rawCeiling POSTs total signed event bodies (one rendered body), split evenly over subs, with
 // each subscription's MaxInFlight concurrency, through a Sender and nothing
 // else (no store, no claims, no outcomes), and returns requests per second.
 func rawCeiling(b *testing.B, subs []*publish.Subscription, total int) float64 {
 	b.Helper()
 	src := dataexport.Source{Job: "bench", Kind: "dequeue", MessageID: "raw"}
 	ev := dataexport.NewCompleted(src, dataexport.File{Entity: "Entity 1", SourceFormat: "CSV", ContentType: "application/json"}, time.Now())
+	// Rendered once, as an attempt renders it (a ControlNumber and a URL).
+	ev.ControlNumber = 12345
+	minter := files.NewSigner([]byte("bench-signing-key-0123456789"), "http://127.0.0.1:8080", time.Hour)
+	expires := time.Now().Add(time.Hour)
+	body, err := dataexport.Render(ev, minter.URL("a1-1", "e.json", expires), expires)
+	require.NoError(b, err)
 	sender := publish.NewSender()
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -236,7 +244,7 @@ func rawCeiling(b *testing.B, subs []*publish.Subscription, total int) float64 {
 				defer wg.Done()
 				for range work {
 					if _, err := sender.Send(context.Background(), publish.Request{Sub: s, EventID: ev.ID, CEType: ev.CEType, Source: ev.Source,
-						Subject: ev.Subject, Time: ev.CreatedAt, Attempt: 1, Body: ev.Body, Now: time.Now()}); err != nil {
+						Subject: ev.Subject, Time: ev.CreatedAt, Attempt: 1, Body: body, Now: time.Now()}); err != nil {
 						b.Error(err)
 						return
 					}

@@ -69,6 +69,13 @@ func (b *breaker) allow(now time.Time, want int) (n int, probe bool) {
 	return 0, false
 }
 
+// closed says whether deliveries flow (no probe is needed to send).
+func (b *breaker) closed() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.state == CircuitClosed
+}
+
 // unused hands back a probe slot that found nothing to send.
 func (b *breaker) unused() {
 	b.mu.Lock()

@@ -205,3 +205,36 @@ func TestSubscriptionsChangeWhileRunning(t *testing.T) {
 	require.Len(t, pending, 1)
 	require.Equal(t, "first", pending[0].Subscription)
 }
+
+// TestStopReturnsClaimedRowsUnattempted: a dispatcher claims ahead of its
+// attempts. At Stop, the rows it claimed and never sent go back to pending
+// as they were (attempt 0, no lease), for whoever runs next, while the
+// attempt in flight finishes and is recorded.
+func TestStopReturnsClaimedRowsUnattempted(t *testing.T) {
+	t.Parallel()
+	unblock := make(chan struct{})
+	rcv := newReceiver(t, func(_ int, w http.ResponseWriter) {
+		<-unblock
+		w.WriteHeader(http.StatusNoContent)
+	})
+	h := newHarness(t, nil, sub("flow", rcv.srv.URL, func(c *publish.SubscriptionConfig) { c.MaxInFlight = 1 }))
+	h.commit("A", "B", "C")
+	eventually(t, func() bool { return rcv.count() == 1 }, "the first attempt is out")
+	require.Len(t, h.deliveries(store.StateInFlight), 3, "the others were claimed ahead of it")
+
+	stopped := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		stopped <- h.pub.Stop(ctx)
+	}()
+	eventually(t, func() bool { return len(h.deliveries(store.StatePending)) == 2 }, "unsent rows returned while the attempt runs")
+	close(unblock)
+	require.NoError(t, <-stopped)
+	require.Len(t, h.deliveries(store.StateDelivered), 1)
+	for _, d := range h.deliveries(store.StatePending) {
+		require.Equal(t, 0, d.Attempt, "a returned row was never attempted")
+		require.Empty(t, d.LeaseOwner)
+	}
+	require.Equal(t, 1, rcv.count())
+}

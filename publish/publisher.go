@@ -19,6 +19,7 @@ import (
 type Outbox interface {
 	ClaimDue(ctx context.Context, owner, subscription string, now, leaseUntil time.Time, limit int) ([]store.Delivery, error)
 	Complete(ctx context.Context, owner string, cs ...store.Completion) (stale []int64, err error)
+	Release(ctx context.Context, owner string, ids ...int64) error
 	RenewLeases(ctx context.Context, owner string, now, until time.Time) (int, error)
 	Rescue(ctx context.Context, now time.Time) (int, error)
 	Replay(ctx context.Context, f store.Filter, now time.Time) (int, error)
@@ -66,6 +67,11 @@ type Config struct {
 	// RescueInterval is how often expired leases are returned to pending.
 	// Default LeaseTTL/2.
 	RescueInterval time.Duration
+	// RecordLinger is how long outcomes are gathered after the first one
+	// before they are written together: longer means fewer, larger store
+	// transactions under load and a later "delivered" in the store (never a
+	// later delivery). Default 5ms.
+	RecordLinger time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -80,6 +86,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.RescueInterval == 0 {
 		c.RescueInterval = c.LeaseTTL / 2
+	}
+	if c.RecordLinger == 0 {
+		c.RecordLinger = 5 * time.Millisecond
 	}
 	return c
 }
@@ -154,7 +163,7 @@ type dispatcher struct {
 func New(cfg Config, st Outbox, reg *Registry, minter URLMinter, log zerolog.Logger, opts ...Option) *Publisher {
 	p := &Publisher{cfg: cfg.withDefaults(), st: st, reg: reg, sender: NewSender(), minter: minter,
 		render: storedBody, log: log.With().Str("component", "publish").Logger(), now: time.Now,
-		dispatchers: map[string]*dispatcher{}, breakers: map[string]*breaker{}, record: make(chan completion, 256), recorded: make(chan struct{})}
+		dispatchers: map[string]*dispatcher{}, breakers: map[string]*breaker{}, record: make(chan completion, 1024), recorded: make(chan struct{})}
 	for _, o := range opts {
 		o(p)
 	}
@@ -341,64 +350,64 @@ func (p *Publisher) Stop(ctx context.Context) error {
 	return err
 }
 
-// completion is an outcome waiting to be written; done receives the result.
+// completion is an outcome waiting to be written.
 type completion struct {
-	c    store.Completion
-	done chan error
+	c            store.Completion
+	subscription string
+	eventID      string
 }
 
-var errStale = errors.New("the delivery's lease was taken back before its outcome was recorded")
-
-// recorder writes outcomes as they come, everything waiting in one
-// transaction: under load many attempts end at once, and one write for all
-// of them is what lets delivery keep up.
+// recorder writes outcomes in batches: everything waiting, and whatever
+// arrives within RecordLinger of the first, in one transaction (at most
+// recordBatch). Attempts end one by one; a transaction per outcome, or per
+// the two or three that happen to end together, is what held delivery back.
+// An attempt hands its outcome over and frees its slot at once; its row
+// stays leased to this process until the outcome is written, so a crash in
+// between sends it again (at least once), never loses it.
 func (p *Publisher) recorder() {
 	defer close(p.recorded)
-	const maxBatch = 256
-	batch := make([]completion, 0, maxBatch)
+	const recordBatch = 512
+	batch := make([]completion, 0, recordBatch)
+	cs := make([]store.Completion, 0, recordBatch)
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
 	for first := range p.record {
 		batch = append(batch[:0], first)
-	drain:
-		for len(batch) < maxBatch {
+		linger.Reset(p.cfg.RecordLinger)
+	collect:
+		for len(batch) < recordBatch {
 			select {
 			case c, ok := <-p.record:
 				if !ok {
-					break drain
+					break collect
 				}
 				batch = append(batch, c)
-			default:
-				break drain
+			case <-linger.C:
+				break collect
 			}
 		}
-		cs := make([]store.Completion, len(batch))
-		for i, c := range batch {
-			cs[i] = c.c
+		linger.Stop()
+		cs = cs[:0]
+		for _, c := range batch {
+			cs = append(cs, c.c)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		stale, err := p.st.Complete(ctx, p.cfg.Owner, cs...)
 		cancel()
-		staleSet := map[int64]bool{}
-		for _, id := range stale {
-			staleSet[id] = true
+		if err != nil {
+			p.log.Error().Err(err).Int("outcomes", len(batch)).
+				Msg("recording delivery outcomes failed; their leases will expire and they will be sent again")
+			continue
 		}
-		for _, c := range batch {
-			switch {
-			case err != nil:
-				c.done <- err
-			case staleSet[c.c.ID]:
-				c.done <- errStale
-			default:
-				c.done <- nil
+		for _, id := range stale {
+			for _, c := range batch {
+				if c.c.ID == id {
+					p.log.Warn().Str("subscription", c.subscription).Str("event_id", c.eventID).Int64("delivery_id", id).
+						Msg("the delivery's lease was taken back before its outcome was recorded; whoever holds it now sends it again")
+				}
 			}
 		}
 	}
-}
-
-// complete hands an outcome to the recorder and waits until it is written.
-func (p *Publisher) complete(id int64, o store.Outcome) error {
-	done := make(chan error, 1)
-	p.record <- completion{c: store.Completion{ID: id, Outcome: o}, done: done}
-	return <-done
 }
 
 // paused returns the paused subscriptions, read from the store at most once
@@ -475,7 +484,20 @@ func (p *Publisher) rescueLoop(ctx context.Context) {
 	})
 }
 
-// dispatch claims and sends the deliveries of one subscription.
+// claimed is a delivery claimed by a dispatcher and not yet attempted.
+type claimed struct {
+	d     store.Delivery
+	sub   *Subscription
+	probe bool // the one attempt an open circuit let out
+}
+
+// dispatch claims and sends the deliveries of one subscription. Claims run
+// ahead of the attempts: besides the MaxInFlight rows being sent it holds up
+// to MaxInFlight more, claimed, waiting for a slot, and claims again once
+// half of that is used. A claim is a store transaction, so claiming many
+// rows at a time instead of one per finished attempt is what lets delivery
+// keep up; holding a few more leased rows costs nothing (the renewer keeps
+// them, and they are sent before the dispatcher stops).
 func (p *Publisher) dispatch(ctx, attemptCtx context.Context, d *dispatcher) {
 	defer p.loops.Done()
 	defer close(d.done)
@@ -483,25 +505,55 @@ func (p *Publisher) dispatch(ctx, attemptCtx context.Context, d *dispatcher) {
 	log := p.log.With().Str("subscription", s.Name).Logger()
 	slots := make(chan struct{}, s.MaxInFlight)
 	released := make(chan struct{}, 1) // an attempt ended: a slot is free
-	// When attempts end one by one, claiming a row for each freed slot
-	// makes one store transaction per delivery; waiting until half the slots
-	// are free claims in batches. New commits and the poll timer claim
-	// whatever is free, so a quiet subscription still sends at once.
-	batch := max(1, s.MaxInFlight/2)
+	var queue []claimed
+	start := func(c claimed) {
+		p.inflight.Add(1)
+		go func() {
+			defer func() {
+				<-slots
+				select {
+				case released <- struct{}{}:
+				default:
+				}
+				p.inflight.Done()
+			}()
+			p.attempt(attemptCtx, s, c.d, c.probe, log)
+		}()
+	}
+	capacity := 4 * s.MaxInFlight
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	br := p.breaker(s)
 	for {
+		// Start what the free slots allow, while the circuit lets them out:
+		// rows claimed before it opened go back unattempted (a probe, claimed
+		// while it was open, goes out).
+		for len(queue) > 0 && len(slots) < cap(slots) {
+			if !queue[0].probe && !br.closed() {
+				queue = p.release(ctx, queue, false, log)
+				break
+			}
+			slots <- struct{}{}
+			start(queue[0])
+			queue = queue[1:]
+		}
+		// A finished attempt claims only once half the capacity is free;
+		// a commit, a wake-up or the poll timer claims whatever is free, so a
+		// quiet subscription still sends at once.
 		min := 1
 		select {
 		case <-ctx.Done():
+			// Rows claimed and not started go back for whoever runs next,
+			// not left leased to a process that stops.
+			p.release(ctx, queue, true, log)
 			return
 		case <-timer.C:
 		case <-d.wake:
 		case <-released:
-			min = batch
+			min = capacity / 2
 		}
-		if free := cap(slots) - len(slots); free >= min {
-			p.claimAndSend(ctx, attemptCtx, s, slots, released, free, log)
+		if room := capacity - len(queue) - len(slots); room >= max(min, 1) {
+			queue = append(queue, p.claim(ctx, s, room, log)...)
 		}
 		if !timer.Stop() {
 			select {
@@ -513,25 +565,51 @@ func (p *Publisher) dispatch(ctx, attemptCtx context.Context, d *dispatcher) {
 	}
 }
 
-func (p *Publisher) claimAndSend(ctx, attemptCtx context.Context, s *Subscription, slots, released chan struct{}, free int, log zerolog.Logger) {
+// release hands claimed, unattempted rows back to pending and returns the
+// rest of the queue: the probe among them unless all (then the circuit
+// waits for its next probe).
+func (p *Publisher) release(ctx context.Context, queue []claimed, all bool, log zerolog.Logger) []claimed {
+	var ids []int64
+	var keep []claimed
+	for _, c := range queue {
+		switch {
+		case c.probe && !all:
+			keep = append(keep, c)
+			continue
+		case c.probe:
+			p.breaker(c.sub).unused()
+		}
+		ids = append(ids, c.d.ID)
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := p.st.Release(rctx, p.cfg.Owner, ids...); err != nil {
+		log.Error().Err(err).Int("deliveries", len(ids)).Msg("returning claimed deliveries failed; they are sent once their leases expire")
+	}
+	return keep
+}
+
+// claim claims up to room due deliveries of s, as many as its circuit
+// allows.
+func (p *Publisher) claim(ctx context.Context, s *Subscription, room int, log zerolog.Logger) []claimed {
 	paused, err := p.paused(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
 			log.Error().Err(err).Msg("reading paused subscriptions failed")
 		}
-		return
+		return nil
 	}
 	if paused[s.Name] {
-		return
+		return nil
 	}
 	now := p.now()
 	br := p.breaker(s)
-	n, probe := br.allow(now, free)
+	n, probe := br.allow(now, room)
 	if n == 0 {
-		return // the circuit is open: due deliveries wait without spending attempts
+		return nil // the circuit is open: due deliveries wait without spending attempts
 	}
-	// Not cancellable: rows claimed are always attempted (Stop waits for the
-	// attempts), never left leased to a process that stops without them.
+	// Not cancellable: a claim that reached the store is returned and
+	// attempted, never left leased to a process that stops.
 	ds, err := p.st.ClaimDue(context.WithoutCancel(ctx), p.cfg.Owner, s.Name, now, now.Add(p.cfg.LeaseTTL), n)
 	if err != nil || len(ds) == 0 {
 		if probe {
@@ -540,23 +618,13 @@ func (p *Publisher) claimAndSend(ctx, attemptCtx context.Context, s *Subscriptio
 		if err != nil && ctx.Err() == nil {
 			log.Error().Err(err).Msg("claiming deliveries failed")
 		}
-		return
+		return nil
 	}
-	for _, d := range ds {
-		slots <- struct{}{}
-		p.inflight.Add(1)
-		go func(d store.Delivery) {
-			defer func() {
-				<-slots
-				select {
-				case released <- struct{}{}:
-				default:
-				}
-				p.inflight.Done()
-			}()
-			p.attempt(attemptCtx, s, d, probe, log)
-		}(d)
+	out := make([]claimed, len(ds))
+	for i, d := range ds {
+		out[i] = claimed{d: d, sub: s, probe: probe}
 	}
+	return out
 }
 
 // circuit records an attempt's result in the subscription's breaker and
@@ -622,10 +690,7 @@ func (p *Publisher) attempt(ctx context.Context, s *Subscription, d store.Delive
 		p.forgetPaused()
 		log.Warn().Str("event_id", d.Event.ID).Msg("subscription answered 410 Gone: paused until resumed")
 	}
-	if cerr := p.complete(d.ID, o); cerr != nil {
-		log.Error().Err(cerr).Int64("delivery_id", d.ID).Msg("recording delivery outcome failed; the lease will expire and it will be retried")
-		return
-	}
+	p.record <- completion{c: store.Completion{ID: d.ID, Outcome: o}, subscription: s.Name, eventID: d.Event.ID}
 	if ctx.Err() == nil && (err == nil || isSendErr) {
 		p.circuit(s, err == nil || !se.Retryable, probe, end, status, log)
 	}

@@ -380,40 +380,115 @@ func (s *SQLite) CommitPackage(ctx context.Context, p Package) ([]Event, error) 
 const (
 	insertMessageQuery = `INSERT INTO source_messages (job, message_id, correlation_id, blob_id, content_sha256, committed_at)
 		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`
-	insertArtifactQuery = `INSERT INTO artifacts (id, job, entity, name, storage_key, content_type, content_encoding, bytes, sha256, records, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
-	insertEventQuery = `INSERT INTO events (event_id, type, ce_type, source, subject, topic, job, entity, body, artifact_id, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING control_number`
-	insertDeliveryQuery = `INSERT INTO deliveries (event_id, subscription, state, next_attempt_at, created_at, updated_at)
-		VALUES (?, ?, 'pending', ?, ?, ?)`
 	closeExportQuery = `UPDATE package_exports SET state = ?, last_error = ?, updated_at = ? WHERE execution_id = ?`
 )
 
-// insertEvents stores events, assigning ControlNumbers, and one pending
-// delivery per subscription of each, due at at.
+// insertEvents stores events, assigning ControlNumbers in their order, and
+// one pending delivery per subscription of each, due at at.
 func (s *SQLite) insertEvents(ctx context.Context, tx *sql.Tx, events []NewEvent, at int64) ([]Event, error) {
-	insertEvent, err := s.prepared(ctx, insertEventQuery)
-	if err != nil {
-		return nil, err
+	args := make([]any, 0, len(events)*11)
+	var deliveries []any
+	for _, e := range events {
+		args = append(args, e.ID, e.Type, e.CEType, e.Source, e.Subject, e.Topic, e.Job, e.Entity, string(e.Body), e.ArtifactID, ms(e.CreatedAt))
+		for _, sub := range e.Subscriptions {
+			deliveries = append(deliveries, e.ID, sub, at, at, at)
+		}
 	}
-	insertEvent = tx.StmtContext(ctx, insertEvent)
+	numbers := make(map[string]int64, len(events))
+	err := s.insertRows(ctx, tx, eventInsert, args, func(rows *sql.Rows) error {
+		var id string
+		var cn int64
+		if err := rows.Scan(&id, &cn); err != nil {
+			return err
+		}
+		numbers[id] = cn
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("events: %w", err)
+	}
+	if err := s.insertRows(ctx, tx, deliveryInsert, deliveries, nil); err != nil {
+		return nil, fmt.Errorf("deliveries: %w", err)
+	}
 	out := make([]Event, 0, len(events))
 	for _, e := range events {
-		var cn int64
-		if err := insertEvent.QueryRowContext(ctx, e.ID, e.Type, e.CEType, e.Source, e.Subject, e.Topic, e.Job, e.Entity, string(e.Body), e.ArtifactID,
-			ms(e.CreatedAt)).Scan(&cn); err != nil {
-			return nil, fmt.Errorf("event %s: %w", e.ID, err)
-		}
-		for _, sub := range e.Subscriptions {
-			if _, err := s.txExec(ctx, tx, insertDeliveryQuery, e.ID, sub, at, at, at); err != nil {
-				return nil, fmt.Errorf("delivery %s → %s: %w", e.ID, sub, err)
-			}
-		}
 		ev := e.Event
-		ev.ControlNumber = cn
+		ev.ControlNumber = numbers[e.ID]
 		out = append(out, ev)
 	}
 	return out, nil
+}
+
+// rowInsert is a multi-row INSERT: head, then "(?, …)" per row of width
+// values, then tail.
+type rowInsert struct {
+	head, row, tail string
+	width           int
+}
+
+var (
+	eventInsert = rowInsert{head: `INSERT INTO events (event_id, type, ce_type, source, subject, topic, job, entity, body, artifact_id, created_at) VALUES `,
+		row: `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, tail: ` RETURNING event_id, control_number`, width: 11}
+	deliveryInsert = rowInsert{head: `INSERT INTO deliveries (event_id, subscription, state, next_attempt_at, created_at, updated_at) VALUES `,
+		row: `(?, ?, 'pending', ?, ?, ?)`, width: 5}
+	artifactInsert = rowInsert{head: `INSERT INTO artifacts (id, job, entity, name, storage_key, content_type, content_encoding, bytes, sha256, records, created_at) VALUES `,
+		row: `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, width: 11}
+)
+
+// maxInsertRows bounds one statement's rows.
+const maxInsertRows = 64
+
+// insertRows inserts the rows in args (ins.width values each) with
+// multi-row statements: a statement per row made the commit of a package
+// mostly statement overhead. Chunks are powers of two, so a handful of
+// prepared statements serve any count. Rows are inserted in order, so
+// AUTOINCREMENT numbers follow it. scan, if set, reads the RETURNING rows.
+func (s *SQLite) insertRows(ctx context.Context, tx *sql.Tx, ins rowInsert, args []any, scan func(*sql.Rows) error) error {
+	for len(args) > 0 {
+		n := min(len(args)/ins.width, maxInsertRows)
+		for n&(n-1) != 0 { // round down to a power of two
+			n &= n - 1
+		}
+		var q strings.Builder
+		q.WriteString(ins.head)
+		for i := range n {
+			if i > 0 {
+				q.WriteString(", ")
+			}
+			q.WriteString(ins.row)
+		}
+		q.WriteString(ins.tail)
+		st, err := s.prepared(ctx, q.String())
+		if err != nil {
+			return err
+		}
+		st = tx.StmtContext(ctx, st)
+		chunk := args[:n*ins.width]
+		args = args[n*ins.width:]
+		if scan == nil {
+			if _, err := st.ExecContext(ctx, chunk...); err != nil {
+				return err
+			}
+			continue
+		}
+		rows, err := st.QueryContext(ctx, chunk...)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			if err := scan(rows); err != nil {
+				rows.Close()
+				return err
+			}
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // AppendEvents implements Store.
@@ -436,10 +511,12 @@ func (s *SQLite) commitPackage(ctx context.Context, tx *sql.Tx, p Package) ([]Ev
 	if n, _ := res.RowsAffected(); n == 0 {
 		return nil, ErrDuplicate
 	}
+	artifacts := make([]any, 0, len(p.Artifacts)*artifactInsert.width)
 	for _, a := range p.Artifacts {
-		if _, err := s.txExec(ctx, tx, insertArtifactQuery, a.ID, a.Job, a.Entity, a.Name, a.Key, a.ContentType, a.ContentEncoding, a.Bytes, a.SHA256, a.Records, ms(a.CreatedAt)); err != nil {
-			return nil, fmt.Errorf("artifact %s: %w", a.ID, err)
-		}
+		artifacts = append(artifacts, a.ID, a.Job, a.Entity, a.Name, a.Key, a.ContentType, a.ContentEncoding, a.Bytes, a.SHA256, a.Records, ms(a.CreatedAt))
+	}
+	if err := s.insertRows(ctx, tx, artifactInsert, artifacts, nil); err != nil {
+		return nil, fmt.Errorf("artifacts: %w", err)
 	}
 	out, err := s.insertEvents(ctx, tx, p.Events, at)
 	if err != nil {
@@ -569,6 +646,19 @@ func (s *SQLite) Complete(ctx context.Context, owner string, cs ...Completion) (
 		return nil
 	})
 	return stale, err
+}
+
+// Release implements Store.
+func (s *SQLite) Release(ctx context.Context, owner string, ids ...int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	list, _ := json.Marshal(ids)
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE deliveries SET state = 'pending', attempt = attempt - 1, lease_owner = '', lease_until = 0
+			WHERE id IN (SELECT value FROM json_each(?)) AND state = 'in_flight' AND lease_owner = ?`, string(list), owner)
+		return err
+	})
 }
 
 // RenewLeases implements Store.

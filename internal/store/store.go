@@ -100,6 +100,10 @@ type Store interface {
 	// It returns the ids whose lease owner no longer holds (taken back, or
 	// expired before the outcome's time); those rows are left unchanged.
 	Complete(ctx context.Context, owner string, cs ...Completion) (stale []int64, err error)
+	// Release returns owner's claimed deliveries that were never attempted
+	// to pending, as they were before the claim (the attempt count too).
+	// Rows owner no longer holds are left alone.
+	Release(ctx context.Context, owner string, ids ...int64) error
 	// RenewLeases extends to until every unexpired lease owner holds.
 	RenewLeases(ctx context.Context, owner string, now, until time.Time) (int, error)
 	// Rescue returns to pending, due at now, the in_flight deliveries whose

@@ -51,6 +51,7 @@ func Run(t *testing.T, open Opener) {
 		"DuplicateCommitWritesNothing": testDuplicate,
 		"ControlNumbersIncrease":       testControlNumbers,
 		"ClaimDue":                     testClaimDue,
+		"Release":                      testRelease,
 		"CompleteOutcomes":             testComplete,
 		"RescueExpiredLeases":          testRescue,
 		"ReplayKeepsEventID":           testReplay,
@@ -165,6 +166,31 @@ func testClaimDue(t *testing.T, s store.Store, _ func() store.Store) {
 	other, err := s.ClaimDue(ctx, ownerA, "s2", t0, lease, 10)
 	require.NoError(t, err)
 	require.Len(t, other, 3, "subscriptions are independent")
+}
+
+func testRelease(t *testing.T, s store.Store, other func() store.Store) {
+	_, err := s.CommitPackage(ctx, Package("j", "m1", []string{"A", "B"}, "s1"))
+	require.NoError(t, err)
+	ds, err := s.ClaimDue(ctx, ownerA, "s1", t0, t0.Add(time.Minute), 10)
+	require.NoError(t, err)
+	require.Len(t, ds, 2)
+	require.NoError(t, other().Release(ctx, ownerB, ds[0].ID), "another owner's release")
+	require.NoError(t, s.Release(ctx, ownerA, ds[1].ID))
+	byID := map[int64]store.Delivery{}
+	all, err := s.Deliveries(ctx, store.Filter{})
+	require.NoError(t, err)
+	for _, d := range all {
+		byID[d.ID] = d
+	}
+	require.Equal(t, store.StateInFlight, byID[ds[0].ID].State, "only the owner releases its rows")
+	require.Equal(t, store.StatePending, byID[ds[1].ID].State)
+	require.Equal(t, 0, byID[ds[1].ID].Attempt, "a released row was never attempted")
+	require.Empty(t, byID[ds[1].ID].LeaseOwner)
+	again, err := other().ClaimDue(ctx, ownerB, "s1", t0, t0.Add(time.Minute), 10)
+	require.NoError(t, err)
+	require.Len(t, again, 1, "a released row is claimed again")
+	require.Equal(t, 1, again[0].Attempt)
+	require.NoError(t, s.Release(ctx, ownerA), "nothing to release")
 }
 
 func testComplete(t *testing.T, s store.Store, _ func() store.Store) {
