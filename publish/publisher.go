@@ -493,11 +493,12 @@ type claimed struct {
 
 // dispatch claims and sends the deliveries of one subscription. Claims run
 // ahead of the attempts: besides the MaxInFlight rows being sent it holds up
-// to MaxInFlight more, claimed, waiting for a slot, and claims again once
-// half of that is used. A claim is a store transaction, so claiming many
-// rows at a time instead of one per finished attempt is what lets delivery
-// keep up; holding a few more leased rows costs nothing (the renewer keeps
-// them, and they are sent before the dispatcher stops).
+// to 3×MaxInFlight more, claimed, waiting for a slot, and claims again once
+// half of the 4×MaxInFlight is free. A claim is a store transaction, so
+// claiming many rows at a time instead of one per finished attempt is what
+// lets delivery keep up. Rows held ahead cost little: the renewer keeps
+// their leases, and they go back to pending unattempted when the circuit
+// opens or the dispatcher stops.
 func (p *Publisher) dispatch(ctx, attemptCtx context.Context, d *dispatcher) {
 	defer p.loops.Done()
 	defer close(d.done)
@@ -520,7 +521,7 @@ func (p *Publisher) dispatch(ctx, attemptCtx context.Context, d *dispatcher) {
 			p.attempt(attemptCtx, s, c.d, c.probe, log)
 		}()
 	}
-	capacity := 4 * s.MaxInFlight
+	capacity := 4 * s.MaxInFlight // rows held: sending and waiting
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	br := p.breaker(s)

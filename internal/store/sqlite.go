@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -573,7 +575,12 @@ const claimQuery = `UPDATE deliveries SET state = 'in_flight', attempt = attempt
 	             ORDER BY next_attempt_at, id LIMIT ?)
 	RETURNING id`
 
-const claimedQuery = `SELECT ` + deliveryColumns + deliveryJoin + `WHERE d.id IN (SELECT value FROM json_each(?)) ORDER BY d.next_attempt_at, d.id`
+// claimedQuery reads claimed rows by id, only the columns an attempt needs
+// (the claim set the rest). Not ORDER BY: sorting made SQLite copy every
+// row, event body included, through a temporary b-tree; Go sorts them.
+const claimedQuery = `SELECT d.id, d.attempt, d.next_attempt_at, d.created_at,
+	e.event_id, e.control_number, e.type, e.ce_type, e.source, e.subject, e.topic, e.job, e.entity, e.body, e.artifact_id, e.created_at,
+	COALESCE(a.id, ''), COALESCE(a.name, ''), COALESCE(a.deleted_at, 0)` + deliveryJoin + `WHERE d.id IN (SELECT value FROM json_each(?))`
 
 // ClaimDue implements Store.
 func (s *SQLite) ClaimDue(ctx context.Context, owner, subscription string, now, leaseUntil time.Time, limit int) ([]Delivery, error) {
@@ -610,7 +617,33 @@ func (s *SQLite) ClaimDue(ctx context.Context, owner, subscription string, now, 
 	if err != nil {
 		return nil, err
 	}
-	return scanDeliveries(rows)
+	defer rows.Close()
+	out := make([]Delivery, 0, len(ids))
+	for rows.Next() {
+		d := Delivery{Subscription: subscription, State: StateInFlight, LeaseOwner: owner, LeaseUntil: fromMS(ms(leaseUntil)), UpdatedAt: fromMS(ms(now))}
+		var next, created, evCreated, aDeleted int64
+		var body []byte
+		var a Artifact
+		if err := rows.Scan(&d.ID, &d.Attempt, &next, &created,
+			&d.Event.ID, &d.Event.ControlNumber, &d.Event.Type, &d.Event.CEType, &d.Event.Source, &d.Event.Subject, &d.Event.Topic, &d.Event.Job, &d.Event.Entity, &body, &d.Event.ArtifactID, &evCreated,
+			&a.ID, &a.Name, &aDeleted); err != nil {
+			return nil, err
+		}
+		d.NextAttemptAt, d.CreatedAt = fromMS(next), fromMS(created)
+		d.Event.Body, d.Event.CreatedAt = body, fromMS(evCreated)
+		if a.ID != "" {
+			a.Job, a.Entity, a.DeletedAt = d.Event.Job, d.Event.Entity, fromMS(aDeleted)
+			d.Artifact = &a
+		}
+		out = append(out, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	slices.SortFunc(out, func(a, b Delivery) int {
+		return cmp.Or(a.NextAttemptAt.Compare(b.NextAttemptAt), cmp.Compare(a.ID, b.ID))
+	})
+	return out, nil
 }
 
 const completeQuery = `UPDATE deliveries SET state = ?, next_attempt_at = ?, lease_owner = '', lease_until = 0, last_status = ?, last_error = ?,
@@ -694,7 +727,12 @@ func (s *SQLite) Rescue(ctx context.Context, now time.Time) (int, error) {
 func (f Filter) where() (string, []any) {
 	var conds []string
 	var args []any
-	if f.State != "" {
+	switch f.State {
+	case "":
+	case StatePending, StateInFlight, StateDelivered, StateDead:
+		// A literal, so the partial index of that state can serve it.
+		conds = append(conds, "d.state = '"+f.State+"'")
+	default:
 		conds = append(conds, "d.state = ?")
 		args = append(args, f.State)
 	}
@@ -753,23 +791,20 @@ func (s *SQLite) Deliveries(ctx context.Context, f Filter) ([]Delivery, error) {
 	return scanDeliveries(rows)
 }
 
-// Counts implements Store.
+// Counts implements Store. Each count but delivered reads a partial index;
+// delivered rows are the rest of the table, which SQLite counts without
+// reading rows.
 func (s *SQLite) Counts(ctx context.Context) (map[string]int, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT state, COUNT(*) FROM deliveries GROUP BY state`)
+	var total, pending, inFlight, dead int
+	err := s.db.QueryRowContext(ctx, `SELECT
+		(SELECT COUNT(*) FROM deliveries),
+		(SELECT COUNT(*) FROM deliveries WHERE state = 'pending'),
+		(SELECT COUNT(*) FROM deliveries WHERE state = 'in_flight'),
+		(SELECT COUNT(*) FROM deliveries WHERE state = 'dead')`).Scan(&total, &pending, &inFlight, &dead)
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	out := map[string]int{StatePending: 0, StateInFlight: 0, StateDelivered: 0, StateDead: 0}
-	for rows.Next() {
-		var st string
-		var n int
-		if err := rows.Scan(&st, &n); err != nil {
-			return nil, err
-		}
-		out[st] = n
-	}
-	return out, rows.Err()
+	return map[string]int{StatePending: pending, StateInFlight: inFlight, StateDelivered: total - pending - inFlight - dead, StateDead: dead}, nil
 }
 
 // Pause implements Store.
