@@ -529,7 +529,7 @@ func (p *Publisher) dispatch(ctx, attemptCtx context.Context, d *dispatcher) {
 		// Start what the free slots allow, while the circuit lets them out:
 		// rows claimed before it opened go back unattempted (a probe, claimed
 		// while it was open, goes out).
-		for len(queue) > 0 && len(slots) < cap(slots) {
+		for len(queue) > 0 && len(slots) < cap(slots) && ctx.Err() == nil {
 			if !queue[0].probe && !br.closed() {
 				queue = p.release(ctx, queue, false, log)
 				break
@@ -593,6 +593,9 @@ func (p *Publisher) release(ctx context.Context, queue []claimed, all bool, log 
 // claim claims up to room due deliveries of s, as many as its circuit
 // allows.
 func (p *Publisher) claim(ctx context.Context, s *Subscription, room int, log zerolog.Logger) []claimed {
+	if ctx.Err() != nil {
+		return nil // stopping: a wake-up raced the stop
+	}
 	paused, err := p.paused(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
