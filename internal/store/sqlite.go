@@ -504,6 +504,109 @@ func (s *SQLite) AppendEvents(ctx context.Context, events []NewEvent, at time.Ti
 	return out, err
 }
 
+// AppendEventsOnce implements Store.
+func (s *SQLite) AppendEventsOnce(ctx context.Context, key IdempotencyKey, events []NewEvent, at time.Time) ([]Event, bool, error) {
+	var out []Event
+	replayed := false
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var ids string
+		err := tx.QueryRowContext(ctx, `SELECT event_ids FROM idempotency_keys WHERE principal = ? AND key = ? AND created_at >= ?`,
+			key.Principal, key.Key, ms(key.Since)).Scan(&ids)
+		switch {
+		case err == nil:
+			replayed = true
+			out, err = eventsByID(ctx, tx, ids)
+			return err
+		case !errors.Is(err, sql.ErrNoRows):
+			return err
+		}
+		out, err = s.insertEvents(ctx, tx, events, ms(at))
+		if err != nil {
+			return err
+		}
+		list := make([]string, len(out))
+		for i, e := range out {
+			list[i] = e.ID
+		}
+		b, _ := json.Marshal(list)
+		_, err = tx.ExecContext(ctx, `INSERT INTO idempotency_keys (principal, key, event_ids, created_at) VALUES (?, ?, ?, ?)
+			ON CONFLICT (principal, key) DO UPDATE SET event_ids = excluded.event_ids, created_at = excluded.created_at`,
+			key.Principal, key.Key, string(b), ms(at))
+		return err
+	})
+	return out, replayed, err
+}
+
+// eventsByID reads the events whose ids the JSON array ids lists, in its
+// order (ID, Topic, ControlNumber, Type).
+func eventsByID(ctx context.Context, tx *sql.Tx, ids string) ([]Event, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT e.event_id, e.topic, e.control_number, e.type FROM json_each(?) j
+		JOIN events e ON e.event_id = j.value ORDER BY j.key`, ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Event
+	for rows.Next() {
+		var e Event
+		if err := rows.Scan(&e.ID, &e.Topic, &e.ControlNumber, &e.Type); err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+const eventColumns = `control_number, event_id, type, ce_type, source, subject, topic, job, entity, body, artifact_id, created_at`
+
+// EventsAfter implements Store. SQLite has one writer and numbers are
+// assigned inside it, so every number below the highest committed one is
+// committed too.
+func (s *SQLite) EventsAfter(ctx context.Context, after int64, limit int) ([]Event, error) {
+	st, err := s.prepared(ctx, `SELECT `+eventColumns+` FROM events WHERE control_number > ? ORDER BY control_number LIMIT ?`)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := st.QueryContext(ctx, after, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Event
+	for rows.Next() {
+		var e Event
+		var created int64
+		if err := rows.Scan(&e.ControlNumber, &e.ID, &e.Type, &e.CEType, &e.Source, &e.Subject, &e.Topic, &e.Job, &e.Entity, &e.Body,
+			&e.ArtifactID, &created); err != nil {
+			return nil, err
+		}
+		e.CreatedAt = fromMS(created)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// LatestControlNumber implements Store.
+func (s *SQLite) LatestControlNumber(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(control_number), 0) FROM events`).Scan(&n)
+	return n, err
+}
+
+// SweepIdempotencyKeys implements Store.
+func (s *SQLite) SweepIdempotencyKeys(ctx context.Context, before time.Time) (int, error) {
+	var n int64
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM idempotency_keys WHERE created_at < ?`, ms(before))
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return int(n), err
+}
+
 func (s *SQLite) commitPackage(ctx context.Context, tx *sql.Tx, p Package) ([]Event, error) {
 	at := ms(p.At)
 	res, err := s.txExec(ctx, tx, insertMessageQuery, p.Job, p.MessageID, p.Keys.CorrelationID, p.Keys.BlobID, p.Keys.ContentSHA256, at)

@@ -89,6 +89,19 @@ type Store interface {
 	// transaction. ControlNumbers stay strictly increasing in commit order
 	// across CommitPackage and AppendEvents.
 	AppendEvents(ctx context.Context, events []NewEvent, at time.Time) ([]Event, error)
+	// AppendEventsOnce is AppendEvents under an idempotency key: when the
+	// key's principal used it at or after key.Since, nothing is stored and
+	// the events stored then are returned (ID, Topic, ControlNumber),
+	// replayed true. Concurrent calls with one key store once.
+	AppendEventsOnce(ctx context.Context, key IdempotencyKey, events []NewEvent, at time.Time) (out []Event, replayed bool, err error)
+	// EventsAfter returns up to limit events with a ControlNumber above
+	// after, in ControlNumber order. A reader that asks again from the last
+	// number it saw never misses an event committed later.
+	EventsAfter(ctx context.Context, after int64, limit int) ([]Event, error)
+	// LatestControlNumber is the highest ControlNumber stored (0: none).
+	LatestControlNumber(ctx context.Context) (int64, error)
+	// SweepIdempotencyKeys forgets keys used before before.
+	SweepIdempotencyKeys(ctx context.Context, before time.Time) (int, error)
 
 	// ClaimDue moves up to limit due pending deliveries of subscription to
 	// in_flight, leased to owner (a process instance) until leaseUntil,
@@ -245,6 +258,13 @@ type Delivery struct {
 	DeliveredAt   time.Time
 	Event         Event
 	Artifact      *Artifact // nil for events without a file
+}
+
+// IdempotencyKey is a client's Idempotency-Key, per principal (token
+// name), remembered since Since.
+type IdempotencyKey struct {
+	Principal, Key string
+	Since          time.Time
 }
 
 // Completion is the outcome of an attempt of the delivery with ID.

@@ -52,6 +52,8 @@ func Run(t *testing.T, open Opener) {
 		"ControlNumbersIncrease":       testControlNumbers,
 		"ClaimDue":                     testClaimDue,
 		"Release":                      testRelease,
+		"AppendEventsOnce":             testAppendEventsOnce,
+		"EventsAfter":                  testEventsAfter,
 		"CompleteOutcomes":             testComplete,
 		"RescueExpiredLeases":          testRescue,
 		"ReplayKeepsEventID":           testReplay,
@@ -166,6 +168,82 @@ func testClaimDue(t *testing.T, s store.Store, _ func() store.Store) {
 	other, err := s.ClaimDue(ctx, ownerA, "s2", t0, lease, 10)
 	require.NoError(t, err)
 	require.Len(t, other, 3, "subscriptions are independent")
+}
+
+func raised(id, topic string) store.NewEvent {
+	return store.NewEvent{Event: store.Event{ID: id, Type: "Raised", CEType: "com.exportbridge.event", Source: "/exportbridge/events", Subject: topic,
+		Topic: topic, Body: []byte(`{"id":"` + id + `"}`), CreatedAt: t0}, Subscriptions: []string{"s1"}}
+}
+
+func testAppendEventsOnce(t *testing.T, s store.Store, other func() store.Store) {
+	key := store.IdempotencyKey{Principal: "agent", Key: "k1", Since: t0.Add(-24 * time.Hour)}
+	first, replayed, err := s.AppendEventsOnce(ctx, key, []store.NewEvent{raised("r1", "a/b"), raised("r2", "a/c")}, t0)
+	require.NoError(t, err)
+	require.False(t, replayed)
+	require.Len(t, first, 2)
+	again, replayed, err := other().AppendEventsOnce(ctx, key, []store.NewEvent{raised("r3", "a/b")}, t0.Add(time.Hour))
+	require.NoError(t, err)
+	require.True(t, replayed, "the same key from the same principal")
+	require.Equal(t, []string{"r1", "r2"}, []string{again[0].ID, again[1].ID})
+	require.Equal(t, first[1].ControlNumber, again[1].ControlNumber)
+	require.Equal(t, "a/c", again[1].Topic)
+	evs, err := s.EventsAfter(ctx, 0, 10)
+	require.NoError(t, err)
+	require.Len(t, evs, 2, "a replayed key stores nothing")
+
+	_, replayed, err = s.AppendEventsOnce(ctx, store.IdempotencyKey{Principal: "other", Key: "k1", Since: key.Since}, []store.NewEvent{raised("r4", "a")}, t0)
+	require.NoError(t, err)
+	require.False(t, replayed, "keys are per principal")
+	later := store.IdempotencyKey{Principal: "agent", Key: "k1", Since: t0.Add(time.Minute)}
+	_, replayed, err = s.AppendEventsOnce(ctx, later, []store.NewEvent{raised("r5", "a")}, t0.Add(25*time.Hour))
+	require.NoError(t, err)
+	require.False(t, replayed, "a key older than the window is forgotten")
+
+	// Two processes racing with one new key store once.
+	var wg sync.WaitGroup
+	results := make([]bool, 2)
+	for i, h := range []store.Store{s, other()} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, rep, err := h.AppendEventsOnce(ctx, store.IdempotencyKey{Principal: "agent", Key: "race", Since: key.Since},
+				[]store.NewEvent{raised(fmt.Sprintf("race-%d", i), "a")}, t0)
+			require.NoError(t, err)
+			results[i] = rep
+		}()
+	}
+	wg.Wait()
+	require.ElementsMatch(t, []bool{false, true}, results, "one stores, the other replays")
+
+	n, err := s.SweepIdempotencyKeys(ctx, t0.Add(time.Second))
+	require.NoError(t, err)
+	require.Equal(t, 2, n, "other/k1 and agent/race, used at t0, are swept; agent/k1 was used again at t0+25h")
+}
+
+func testEventsAfter(t *testing.T, s store.Store, other func() store.Store) {
+	n, err := s.LatestControlNumber(ctx)
+	require.NoError(t, err)
+	require.Zero(t, n)
+	_, err = s.CommitPackage(ctx, Package("j", "m1", []string{"A", "B"}, "s1"))
+	require.NoError(t, err)
+	_, err = other().AppendEvents(ctx, []store.NewEvent{raised("r1", "x/y")}, t0)
+	require.NoError(t, err)
+	all, err := s.EventsAfter(ctx, 0, 10)
+	require.NoError(t, err)
+	require.Len(t, all, 3)
+	for i := 1; i < len(all); i++ {
+		require.Greater(t, all[i].ControlNumber, all[i-1].ControlNumber)
+	}
+	require.Equal(t, "x/y", all[2].Topic)
+	require.Equal(t, "/exportbridge/events", all[2].Source)
+	require.JSONEq(t, `{"id":"r1"}`, string(all[2].Body))
+	require.Equal(t, t0, all[2].CreatedAt)
+	page, err := s.EventsAfter(ctx, all[0].ControlNumber, 1)
+	require.NoError(t, err)
+	require.Equal(t, []string{all[1].ID}, []string{page[0].ID}, "after and limit")
+	n, err = other().LatestControlNumber(ctx)
+	require.NoError(t, err)
+	require.Equal(t, all[2].ControlNumber, n)
 }
 
 func testRelease(t *testing.T, s store.Store, other func() store.Store) {
