@@ -188,6 +188,17 @@ func (p *Principal) CanReceive(topic string) bool {
 	return p.Admin() || p.covers(ScopeSubscribe, strings.Split(topic, "/"))
 }
 
+// SubscribePatterns lists the patterns of p's subscribe scopes.
+func (p *Principal) SubscribePatterns() []string {
+	var out []string
+	for _, s := range p.scopes {
+		if s.kind == ScopeSubscribe {
+			out = append(out, strings.Join(s.pattern, "/"))
+		}
+	}
+	return out
+}
+
 // covers: some scope of kind has a pattern that matches everything want
 // matches: at most as many segments, each "*" or equal to want's (a "*" in
 // want needs a "*").

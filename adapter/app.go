@@ -17,9 +17,11 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/net/netutil"
 
+	"github.com/exportbridge/exportbridge/access"
 	"github.com/exportbridge/exportbridge/dataexport"
 	"github.com/exportbridge/exportbridge/dequeue"
 	"github.com/exportbridge/exportbridge/exporter"
+	"github.com/exportbridge/exportbridge/hub"
 	"github.com/exportbridge/exportbridge/internal/files"
 	"github.com/exportbridge/exportbridge/internal/finops"
 	"github.com/exportbridge/exportbridge/internal/finopssim"
@@ -70,6 +72,8 @@ type App struct {
 	httpSrv       *http.Server
 	HTTPUp        bool
 
+	keys  *access.Keyring              // the API's tokens
+	wake  *hub.Broadcaster             // tells streams that events were committed
 	fatal chan error                   // a component found the process cannot go on (the store lost)
 	api   atomic.Pointer[http.Handler] // /api, once everything it uses exists
 	// Instance names this process on the leases it takes in the store:
@@ -83,6 +87,15 @@ type App struct {
 	stopOnce sync.Once
 }
 
+// render renders every attempt's body: raised events by the hub's
+// contract, the rest (DataExport) by theirs.
+func render(ev store.Event, url string, expires time.Time) ([]byte, error) {
+	if hub.IsRaised(ev) {
+		return hub.Render(ev), nil
+	}
+	return dataexport.Render(ev, url, expires)
+}
+
 // StartApp builds and starts everything. On error, what was started is
 // stopped again.
 func StartApp(ctx context.Context, cfg *Config, log zerolog.Logger, opts AppOptions) (_ *App, err error) {
@@ -91,6 +104,9 @@ func StartApp(ctx context.Context, cfg *Config, log zerolog.Logger, opts AppOpti
 	a.log = log
 	if a.reg == nil {
 		a.reg = prometheus.NewRegistry()
+	}
+	if a.keys, err = cfg.keyring(); err != nil {
+		return nil, err
 	}
 	a.bg, a.bgCancel = context.WithCancel(context.WithoutCancel(ctx))
 	defer func() {
@@ -152,13 +168,15 @@ func StartApp(ctx context.Context, cfg *Config, log zerolog.Logger, opts AppOpti
 		log.Info().Str("listen", cfg.Server.Listen).Msg("address in use (is the daemon running?): its server will serve the download links")
 	}
 	a.Pub = publish.New(publish.Config{Owner: a.Instance, LeaseTTL: cfg.Store.LeaseTTL}, st, a.Subscriptions, a.signer, log,
-		publish.WithObserver(a.Metrics), publish.WithRenderer(dataexport.Render), publish.WithAttemptHook(func() { opts.Failpoint.reached(fpDuringDeliver) }))
+		publish.WithObserver(a.Metrics), publish.WithRenderer(render), publish.WithAttemptHook(func() { opts.Failpoint.reached(fpDuringDeliver) }))
+	a.wake = hub.NewBroadcaster()
+	committed := func() { a.Pub.Notify(); a.wake.Notify() }
 	jobs, err := a.jobs(log)
 	if err != nil {
 		return nil, err
 	}
 	rcfg := pipeline.Config{Instance: a.Instance, LeaseTTL: cfg.Store.LeaseTTL, WorkDir: cfg.Files.WorkDir, QuarantineDir: cfg.Quarantine.Dir, Convert: cfg.Convert}
-	if a.Runner, err = pipeline.NewRunner(rcfg, jobs, st, a.Files, a.Subscriptions, a.Pub.Notify, a.Metrics, log,
+	if a.Runner, err = pipeline.NewRunner(rcfg, jobs, st, a.Files, a.Subscriptions, committed, a.Metrics, log,
 		pipeline.WithFailpoint(opts.Failpoint.reached)); err != nil {
 		return nil, err
 	}
@@ -184,8 +202,11 @@ func StartApp(ctx context.Context, cfg *Config, log zerolog.Logger, opts AppOpti
 	}()
 	a.stops = append(a.stops, func(context.Context) error { sweepCancel(); <-done; return nil })
 
-	if cfg.Server.AdminToken != "" {
-		h := a.adminAPI().Handler(cfg.Server.AdminToken)
+	if !a.keys.Empty() {
+		mux := http.NewServeMux()
+		a.hubHandler(st, committed).Register(mux)
+		mux.Handle("/api/", a.adminAPI().Handler(a.keys))
+		h := http.Handler(mux)
 		a.api.Store(&h)
 	}
 	if a.Sched != nil {

@@ -17,8 +17,10 @@ import (
 	pelletier "github.com/pelletier/go-toml/v2"
 	"github.com/robfig/cron/v3"
 
+	"github.com/exportbridge/exportbridge/access"
 	"github.com/exportbridge/exportbridge/dequeue"
 	"github.com/exportbridge/exportbridge/exporter"
+	"github.com/exportbridge/exportbridge/hub"
 	"github.com/exportbridge/exportbridge/internal/conf"
 	"github.com/exportbridge/exportbridge/internal/datapackage"
 	"github.com/exportbridge/exportbridge/internal/files"
@@ -42,6 +44,11 @@ type Config struct {
 	Jobs          []JobConfig                  `koanf:"jobs"`
 	Subscriptions []publish.SubscriptionConfig `koanf:"subscriptions"`
 	Quarantine    QuarantineConfig             `koanf:"quarantine"`
+	// Tokens are the API's bearer tokens and their scopes (package access);
+	// server.admin_token is one more, named "admin", with scope admin.
+	Tokens []access.Token `koanf:"tokens"`
+	// Hub tunes raising events and the live streams.
+	Hub hub.Config `koanf:"hub"`
 }
 
 // ServerConfig is [server].
@@ -275,6 +282,7 @@ func (c Config) WithDefaults() Config {
 		subs[i] = s.WithDefaults()
 	}
 	c.Subscriptions = subs
+	c.Hub = c.Hub.WithDefaults()
 	return c
 }
 
@@ -333,6 +341,27 @@ func (c Config) Validate() conf.Problems {
 		}
 		seen[j.Name] = i
 	}
+	seenTok := map[string]int{}
+	for i, t := range c.Tokens {
+		key := fmt.Sprintf("tokens[%d]", i)
+		switch {
+		case t.Name == "":
+			ps.Add(key+".name", "is required")
+		case t.Name == "admin" && c.Server.AdminToken != "":
+			ps.Add(key+".name", `"admin" is server.admin_token's name`)
+		}
+		if prev, dup := seenTok[t.Name]; dup && t.Name != "" {
+			ps.Add(key+".name", "duplicates the name of tokens[%d]", prev)
+		}
+		seenTok[t.Name] = i
+		if len(t.Token) < 16 {
+			ps.Add(key+".token", "must be at least 16 characters (use env:NAME or a file to keep it out of the file)")
+		}
+		if err := access.ValidateScopes(t.Scopes); err != nil {
+			ps.Add(key+".scopes", "%v", err)
+		}
+	}
+	ps.Merge("hub", c.Hub.Validate())
 	seenSub := map[string]int{}
 	for i, s := range c.Subscriptions {
 		key := fmt.Sprintf("subscriptions[%d]", i)
@@ -343,6 +372,16 @@ func (c Config) Validate() conf.Problems {
 		seenSub[s.Name] = i
 	}
 	return ps
+}
+
+// keyring is the API's tokens: [[tokens]] and server.admin_token (named
+// "admin", scope admin).
+func (c *Config) keyring() (*access.Keyring, error) {
+	tokens := append([]access.Token(nil), c.Tokens...)
+	if c.Server.AdminToken != "" {
+		tokens = append(tokens, access.Token{Name: "admin", Token: c.Server.AdminToken, Scopes: []string{access.ScopeAdmin}})
+	}
+	return access.NewKeyring(tokens)
 }
 
 // ConfigError is every problem found while loading a config file.

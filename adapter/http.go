@@ -16,8 +16,10 @@ import (
 
 	"github.com/exportbridge/exportbridge/adminapi"
 	"github.com/exportbridge/exportbridge/dataexport"
+	"github.com/exportbridge/exportbridge/hub"
 	"github.com/exportbridge/exportbridge/internal/files"
 	"github.com/exportbridge/exportbridge/internal/redact"
+	"github.com/exportbridge/exportbridge/internal/store"
 	"github.com/exportbridge/exportbridge/publish"
 )
 
@@ -33,22 +35,43 @@ func (a *App) Handler() http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", a.ready)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}))
-	if a.cfg.Server.AdminToken != "" {
+	if !a.keys.Empty() {
 		// The server is up before the runner and the publisher exist: /api
 		// answers 503 until StartApp has built it.
-		mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		api := func(w http.ResponseWriter, r *http.Request) {
 			api := a.api.Load()
 			if api == nil {
 				adminapi.WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "starting"})
 				return
 			}
 			(*api).ServeHTTP(w, r)
-		})
+		}
+		mux.HandleFunc("/api/", api)
+		mux.HandleFunc("/ServerEvents", api) // Volt MX clients
+		mux.HandleFunc("/ServerEvents/", api)
 	}
 	if a.cfg.Simulator.Enabled {
 		mux.Handle("POST "+DemoReceiverPath, newDemoReceiver(a.Subscriptions.Subscriptions(), a.log))
 	}
 	return mux
+}
+
+// hubHandler is the event hub over the store and the registry.
+func (a *App) hubHandler(st store.Store, committed func()) *hub.Hub {
+	raiser := &hub.Raiser{Store: st, Committed: committed, Route: func(ev store.Event) []string {
+		return publish.Subscribers(a.Subscriptions.Subscriptions(), ev)
+	}}
+	renderOther := func(ctx context.Context, ev store.Event) ([]byte, error) {
+		url, expires := "", time.Time{}
+		if ev.ArtifactID != "" {
+			if art, err := st.Artifact(ctx, ev.ArtifactID); err == nil && art.DeletedAt.IsZero() {
+				expires = time.Now().Add(a.signer.TTL())
+				url = a.signer.URL(art.ID, art.Name, expires)
+			}
+		}
+		return dataexport.Render(ev, url, expires)
+	}
+	return hub.New(a.cfg.Hub, raiser, st, renderOther, a.keys, a.wake, a.log)
 }
 
 // adminAPI is /api over this process's store, runner and publisher.

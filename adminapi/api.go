@@ -6,7 +6,6 @@ package adminapi
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/exportbridge/exportbridge/access"
 	"github.com/exportbridge/exportbridge/internal/redact"
 	"github.com/exportbridge/exportbridge/internal/store"
 	"github.com/exportbridge/exportbridge/pipeline"
@@ -64,8 +64,10 @@ type API struct {
 	Log        zerolog.Logger
 }
 
-// Handler returns the routes, behind the bearer token.
-func (a *API) Handler(token string) http.Handler {
+// Handler returns the routes behind keys: reading needs the read scope
+// (or admin), anything that changes something needs admin, and is logged
+// with the token's name.
+func (a *API) Handler(keys *access.Keyring) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/jobs", a.jobs)
 	mux.HandleFunc("POST /api/jobs/{name}/run", a.runJob)
@@ -74,12 +76,27 @@ func (a *API) Handler(token string) http.Handler {
 	mux.HandleFunc("POST /api/deliveries/replay", a.replay)
 	mux.HandleFunc("GET /api/subscriptions", a.subscriptions)
 	mux.HandleFunc("POST /api/subscriptions/{name}/resume", a.resume)
-	want := []byte("Bearer " + token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+		p, err := keys.Authenticate(r)
+		if err != nil {
+			if !errors.Is(err, access.ErrNoToken) && !errors.Is(err, access.ErrUnknownToken) {
+				apiError(w, http.StatusServiceUnavailable, "checking the token: "+err.Error())
+				return
+			}
 			w.Header().Set("WWW-Authenticate", `Bearer realm="exportbridge"`)
 			apiError(w, http.StatusUnauthorized, "missing or wrong bearer token")
 			return
+		}
+		reading := r.Method == http.MethodGet || r.Method == http.MethodHead
+		switch {
+		case reading && !p.CanRead():
+			apiError(w, http.StatusForbidden, fmt.Sprintf("token %q lacks scope %s", p.Name, access.ScopeRead))
+			return
+		case !reading && !p.Admin():
+			apiError(w, http.StatusForbidden, fmt.Sprintf("token %q lacks scope %s", p.Name, access.ScopeAdmin))
+			return
+		case !reading:
+			a.Log.Info().Str("token", p.Name).Str("method", r.Method).Str("path", r.URL.Path).Msg("API change requested")
 		}
 		mux.ServeHTTP(w, r)
 	})

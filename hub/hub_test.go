@@ -1,0 +1,480 @@
+package hub_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/require"
+
+	"github.com/exportbridge/exportbridge/access"
+	"github.com/exportbridge/exportbridge/hub"
+	"github.com/exportbridge/exportbridge/internal/store"
+)
+
+const (
+	adminTok   = "admin-token-0123456789"
+	agentTok   = "agent-token-0123456789"
+	readerTok  = "reader-token-0123456789"
+	walletTok  = "wallet-token-0123456789"
+	nobodyTok  = "nobody-token-0123456789"
+	streamPath = "/api/stream"
+)
+
+type fixture struct {
+	t       *testing.T
+	st      *store.SQLite
+	path    string
+	srv     *httptest.Server
+	hub     *hub.Hub
+	tickers chan chan time.Time // each WebSocket connection's ping ticker, in order
+	routed  []string            // subscriptions every raised event is routed to
+}
+
+func newFixture(t *testing.T, cfg hub.Config) *fixture {
+	t.Helper()
+	f := &fixture{t: t, path: filepath.Join(t.TempDir(), "eb.db"), tickers: make(chan chan time.Time, 16)}
+	f.open(cfg)
+	return f
+}
+
+func (f *fixture) open(cfg hub.Config) {
+	st, err := store.OpenSQLite(context.Background(), f.path)
+	require.NoError(f.t, err)
+	f.st = st
+	keys, err := access.NewKeyring([]access.Token{
+		{Name: "admin", Token: adminTok, Scopes: []string{"admin"}},
+		{Name: "agent", Token: agentTok, Scopes: []string{"publish:transaction", "publish:chain/*/blocks"}},
+		{Name: "reader", Token: readerTok, Scopes: []string{"read", "subscribe:transaction"}},
+		{Name: "wallet", Token: walletTok, Scopes: []string{"subscribe:transaction", "publish:transaction/credit"}},
+		{Name: "nobody", Token: nobodyTok, Scopes: []string{"read"}},
+	})
+	require.NoError(f.t, err)
+	wake := hub.NewBroadcaster()
+	raiser := &hub.Raiser{Store: st, Committed: wake.Notify, Route: func(store.Event) []string { return f.routed }}
+	f.hub = hub.New(cfg, raiser, st, func(_ context.Context, ev store.Event) ([]byte, error) { return ev.Body, nil }, keys, wake, zerolog.Nop())
+	f.hub.Ticker = func(time.Duration) (<-chan time.Time, func()) {
+		ch := make(chan time.Time)
+		f.tickers <- ch
+		return ch, func() {}
+	}
+	mux := http.NewServeMux()
+	f.hub.Register(mux)
+	f.srv = httptest.NewServer(mux)
+	f.t.Cleanup(func() { f.srv.Close(); _ = f.st.Close() })
+}
+
+// restart stops the server and the store and opens both again on the same
+// database (a daemon restart).
+func (f *fixture) restart(cfg hub.Config) {
+	f.srv.CloseClientConnections()
+	f.srv.Close()
+	require.NoError(f.t, f.st.Close())
+	f.open(cfg)
+}
+
+func (f *fixture) do(method, path, token, body string, header ...string) (int, map[string]any) {
+	f.t.Helper()
+	req, err := http.NewRequest(method, f.srv.URL+path, strings.NewReader(body))
+	require.NoError(f.t, err)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(f.t, err)
+	defer resp.Body.Close()
+	var out map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	return resp.StatusCode, out
+}
+
+func (f *fixture) raise(token string, topics ...string) []any {
+	f.t.Helper()
+	var evs []string
+	for i, t := range topics {
+		evs = append(evs, fmt.Sprintf(`{"topic":%q,"data":{"n":%d}}`, t, i))
+	}
+	status, out := f.do("POST", "/api/events", token, `{"events":[`+strings.Join(evs, ",")+`]}`)
+	require.Equal(f.t, http.StatusAccepted, status, "%v", out)
+	return out["events"].([]any)
+}
+
+func TestRaiseStoresAndAnswersDurableEvents(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, hub.Config{})
+	f.routed = []string{"hook"}
+	status, out := f.do("POST", "/api/events", agentTok,
+		`{"events":[{"topic":"transaction/credit","data":{"amount":5},"additionalMetadata":{"k":"v"},"type":"com.example.credit"},{"topic":"transaction"}]}`)
+	require.Equal(t, http.StatusAccepted, status, "%v", out)
+	got := out["events"].([]any)
+	require.Len(t, got, 2)
+	first := got[0].(map[string]any)
+	require.Equal(t, "transaction/credit", first["topic"])
+	require.NotEmpty(t, first["id"])
+
+	evs, err := f.st.EventsAfter(context.Background(), 0, 10)
+	require.NoError(t, err)
+	require.Len(t, evs, 2)
+	require.Equal(t, first["id"], evs[0].ID)
+	require.Equal(t, float64(evs[0].ControlNumber), first["controlNumber"])
+	require.Equal(t, "com.example.credit", evs[0].CEType)
+	require.Equal(t, hub.DefaultType, evs[1].CEType, "no type: the default")
+	require.Equal(t, hub.Source, evs[0].Source)
+	require.Equal(t, "transaction/credit", evs[0].Subject)
+	var body map[string]any
+	require.NoError(t, json.Unmarshal(hub.Render(evs[0]), &body))
+	require.Equal(t, map[string]any{"amount": float64(5)}, body["data"])
+	require.Equal(t, map[string]any{"k": "v"}, body["additionalMetadata"])
+	require.Equal(t, float64(evs[0].ControlNumber), body["controlNumber"])
+	for _, k := range []string{"id", "topic", "type", "time", "source"} {
+		require.NotEmpty(t, body[k], k)
+	}
+	ds, err := f.st.Deliveries(context.Background(), store.Filter{Subscription: "hook"})
+	require.NoError(t, err)
+	require.Len(t, ds, 2, "each event fans out to the routed subscriptions")
+}
+
+func TestRaiseIsIdempotentPerTokenAndKey(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, hub.Config{})
+	body := `{"events":[{"topic":"transaction/credit","data":1}]}`
+	s1, a := f.do("POST", "/api/events", agentTok, body, "Idempotency-Key", "k-1")
+	s2, b := f.do("POST", "/api/events", agentTok, body, "Idempotency-Key", "k-1")
+	require.Equal(t, http.StatusAccepted, s1)
+	require.Equal(t, http.StatusAccepted, s2)
+	require.Equal(t, a, b, "the same key answers the same events")
+	_, c := f.do("POST", "/api/events", walletTok, body, "Idempotency-Key", "k-1")
+	require.NotEqual(t, a, c, "another token's key is its own")
+	evs, err := f.st.EventsAfter(context.Background(), 0, 10)
+	require.NoError(t, err)
+	require.Len(t, evs, 2)
+}
+
+func TestRaiseRefusesWhatBreaksTheRules(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, hub.Config{Limits: hub.Limits{MaxRequestBytes: 64 << 10, MaxEventBytes: 1024, MaxEvents: 3}})
+	big := strings.Repeat("x", 2000)
+	huge := strings.Repeat("y", 70<<10)
+	for _, c := range []struct {
+		name, token, body string
+		status            int
+		msg               string
+	}{
+		{"no token", "", `{"events":[{"topic":"transaction"}]}`, 401, "bearer token"},
+		{"unknown token", "nope-nope-nope-nope", `{"events":[{"topic":"transaction"}]}`, 401, "bearer token"},
+		{"malformed", agentTok, "{\n  \"events\": [\n    {\"topic\": }\n]}", 400, "line 3, column"},
+		{"not an object", agentTok, `[1]`, 400, "malformed JSON"},
+		{"no events", agentTok, `{"events":[]}`, 400, "at least one event"},
+		{"too many", agentTok, `{"events":[{"topic":"transaction"},{"topic":"transaction"},{"topic":"transaction"},{"topic":"transaction"}]}`, 400, "at most 3 (max_events)"},
+		{"event too big", agentTok, `{"events":[{"topic":"transaction","data":"` + big + `"}]}`, 413, "events[0] is 2033 bytes; at most 1024 (max_event_bytes)"},
+		{"request too big", agentTok, `{"events":[{"topic":"transaction","data":"` + huge + `"}]}`, 413, "max_request_bytes"},
+		{"bad topic", agentTok, `{"events":[{"topic":"transaction//x"}]}`, 400, "empty segment"},
+		{"bad character", agentTok, `{"events":[{"topic":"trans action"}]}`, 400, "[A-Za-z0-9_.-]"},
+		{"nine segments", agentTok, `{"events":[{"topic":"a/b/c/d/e/f/g/h/i"}]}`, 400, "at most 8"},
+		{"long topic", agentTok, `{"events":[{"topic":"` + strings.Repeat("a", 257) + `"}]}`, 400, "at most 256"},
+		{"unknown field", agentTok, `{"events":[{"topic":"transaction","colour":1}]}`, 400, `unknown field "colour"`},
+		{"metadata not an object", agentTok, `{"events":[{"topic":"transaction","additionalMetadata":[1]}]}`, 400, "must be an object"},
+		{"reserved", adminTok, `{"events":[{"topic":"dataexport/customers/x"}]}`, 403, "product's own"},
+		{"outside publish scope", agentTok, `{"events":[{"topic":"transaction"},{"topic":"orders"}]}`, 403, `events[1]: token "agent" lacks scope publish:orders`},
+		{"read only", readerTok, `{"events":[{"topic":"transaction"}]}`, 403, "lacks scope publish:transaction"},
+		{"wildcard scope, other segment", agentTok, `{"events":[{"topic":"chain/eth/txs"}]}`, 403, "publish:chain/eth/txs"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			status, out := f.do("POST", "/api/events", c.token, c.body)
+			require.Equal(t, c.status, status, "%v", out)
+			require.Contains(t, out["error"], c.msg)
+		})
+	}
+	evs, err := f.st.EventsAfter(context.Background(), 0, 10)
+	require.NoError(t, err)
+	require.Empty(t, evs, "nothing refused was stored")
+	f.raise(agentTok, "chain/eth/blocks/1")
+}
+
+func TestPullLongPollWakesOnRaise(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, hub.Config{})
+	f.raise(agentTok, "transaction/credit", "transaction/debit")
+	status, out := f.do("GET", "/api/events?topics=transaction/credit&after=0", readerTok, "")
+	require.Equal(t, 200, status, "%v", out)
+	require.Len(t, out["events"], 1)
+	next := int64(out["next"].(float64))
+	require.Equal(t, int64(2), next, "next is past every event read, wanted or not")
+
+	type answer struct {
+		status int
+		out    map[string]any
+	}
+	got := make(chan answer, 1)
+	go func() {
+		s, o := f.do("GET", fmt.Sprintf("/api/events?topics=transaction&after=%d&wait=20s", next), readerTok, "")
+		got <- answer{s, o}
+	}()
+	require.Never(t, func() bool { return len(got) > 0 }, 100*time.Millisecond, 10*time.Millisecond, "nothing new: it waits")
+	f.raise(agentTok, "transaction/credit")
+	a := <-got
+	require.Equal(t, 200, a.status)
+	evs := a.out["events"].([]any)
+	require.Len(t, evs, 1)
+	require.Equal(t, float64(3), evs[0].(map[string]any)["controlNumber"])
+
+	status, out = f.do("GET", "/api/events?topics=orders", readerTok, "")
+	require.Equal(t, 403, status)
+	require.Contains(t, out["error"], "lacks scope subscribe:orders")
+}
+
+// sseReader reads one SSE stream.
+type sseReader struct {
+	resp *http.Response
+	sc   *bufio.Scanner
+}
+
+type sseEvent struct {
+	id, event string
+	data      map[string]any
+	comments  []string
+}
+
+func (f *fixture) openSSE(token, query, lastID string) *sseReader {
+	f.t.Helper()
+	req, err := http.NewRequest("GET", f.srv.URL+streamPath+query, nil)
+	require.NoError(f.t, err)
+	req.Header.Set("Authorization", "Bearer "+token)
+	if lastID != "" {
+		req.Header.Set("Last-Event-ID", lastID)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(f.t, err)
+	require.Equal(f.t, 200, resp.StatusCode)
+	require.Equal(f.t, "text/event-stream", resp.Header.Get("Content-Type"))
+	f.t.Cleanup(func() { resp.Body.Close() })
+	return &sseReader{resp: resp, sc: bufio.NewScanner(resp.Body)}
+}
+
+// next returns the next dispatched event (or comment-only block).
+func (r *sseReader) next(t *testing.T) sseEvent {
+	t.Helper()
+	var ev sseEvent
+	for r.sc.Scan() {
+		line := r.sc.Text()
+		switch {
+		case line == "":
+			if ev.id != "" || ev.event != "" || len(ev.comments) > 0 {
+				return ev
+			}
+		case strings.HasPrefix(line, ":"):
+			ev.comments = append(ev.comments, strings.TrimSpace(line[1:]))
+		case strings.HasPrefix(line, "id: "):
+			ev.id = line[4:]
+		case strings.HasPrefix(line, "event: "):
+			ev.event = line[7:]
+		case strings.HasPrefix(line, "data: "):
+			require.NoError(t, json.Unmarshal([]byte(line[6:]), &ev.data))
+		}
+	}
+	t.Fatalf("stream ended: %v", r.sc.Err())
+	return ev
+}
+
+func TestSSEResumesAcrossARestartWithNoGapAndNoRepeat(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, hub.Config{SSEPing: 50 * time.Millisecond})
+	f.raise(agentTok, "transaction/credit") // before the stream: not sent without after
+	r := f.openSSE(readerTok, "?topics=transaction", "")
+	f.raise(agentTok, "transaction/credit", "transaction/debit")
+	f.raise(adminTok, "orders/1") // not a subscribed topic
+	a, b := r.next(t), r.next(t)
+	require.Equal(t, "2", a.id)
+	require.Equal(t, hub.DefaultType, a.event)
+	require.Equal(t, "transaction/credit", a.data["topic"])
+	require.Equal(t, float64(2), a.data["controlNumber"])
+	require.Equal(t, "3", b.id)
+	ping := r.next(t)
+	require.Equal(t, []string{"ping"}, ping.comments, "an idle stream gets pings")
+
+	f.restart(hub.Config{SSEPing: time.Hour})
+	f.raise(agentTok, "transaction/credit", "transaction/credit")
+	r2 := f.openSSE(readerTok, "?topics=transaction", b.id)
+	c, d := r2.next(t), r2.next(t)
+	require.Equal(t, []string{"5", "6"}, []string{c.id, d.id}, "resumed after Last-Event-ID: the missed events, none again (4 is orders)")
+
+	r3 := f.openSSE(readerTok, "?topics=transaction&after=1", "")
+	require.Equal(t, "2", r3.next(t).id, "?after= resumes too")
+}
+
+func dial(t *testing.T, f *fixture, path, token string) *websocket.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(f.srv.URL, "http")+path, &websocket.DialOptions{
+		Subprotocols: []string{"exportbridge", "bearer." + token}})
+	require.NoError(t, err)
+	require.Equal(t, "exportbridge", resp.Header.Get("Sec-WebSocket-Protocol"))
+	t.Cleanup(func() { c.CloseNow() })
+	return c
+}
+
+func wsSend(t *testing.T, c *websocket.Conn, msg string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	require.NoError(t, c.Write(ctx, websocket.MessageText, []byte(msg)))
+}
+
+func wsRead(t *testing.T, c *websocket.Conn) map[string]any {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, data, err := c.Read(ctx)
+	require.NoError(t, err)
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(data, &m))
+	return m
+}
+
+func TestWebSocketSpeaksVoltMXServerEvents(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, hub.Config{})
+	c := dial(t, f, "/ServerEvents/Stream", walletTok)
+
+	wsSend(t, c, `{"subscribe":["transaction"]}`)
+	require.Equal(t, map[string]any{"ack": "subscribe", "topics": []any{"transaction"}}, wsRead(t, c))
+	f.raise(agentTok, "transaction/credit")
+	ev := wsRead(t, c)["event"].(map[string]any)
+	require.Equal(t, "transaction/credit", ev["topic"], "a parent topic receives its children")
+	require.Equal(t, map[string]any{"n": float64(0)}, ev["data"])
+
+	wsSend(t, c, `{"events":[{"topic":"transaction/credit","data":{"amount":7}}]}`)
+	var ack, own map[string]any
+	for _, m := range []map[string]any{wsRead(t, c), wsRead(t, c)} { // the ack and the event itself, in either order
+		if m["ack"] != nil {
+			ack = m
+		} else {
+			own = m
+		}
+	}
+	require.Equal(t, "events", ack["ack"])
+	require.Len(t, ack["events"], 1)
+	require.Equal(t, map[string]any{"amount": float64(7)}, own["event"].(map[string]any)["data"], "raised over the socket, received on it")
+
+	wsSend(t, c, `{"events":[{"topic":"orders"}]}`)
+	require.Contains(t, wsRead(t, c)["error"], "lacks scope publish:orders")
+	wsSend(t, c, `{"subscribe":["orders"]}`)
+	require.Contains(t, wsRead(t, c)["error"], "lacks scope subscribe:orders")
+	wsSend(t, c, `{"subscribe":`)
+	require.Contains(t, wsRead(t, c)["error"], "malformed JSON")
+
+	wsSend(t, c, `{"unsubscribe":["transaction"]}`)
+	require.Equal(t, "unsubscribe", wsRead(t, c)["ack"])
+	f.raise(agentTok, "transaction/credit")
+	wsSend(t, c, `{"resume":0}`)
+	require.Equal(t, map[string]any{"ack": "resume", "after": float64(0)}, wsRead(t, c))
+	wsSend(t, c, `{"subscribe":["transaction/credit"]}`)
+	require.Equal(t, "subscribe", wsRead(t, c)["ack"])
+	var numbers []float64
+	for range 3 {
+		numbers = append(numbers, wsRead(t, c)["event"].(map[string]any)["controlNumber"].(float64))
+	}
+	require.Equal(t, []float64{1, 2, 3}, numbers, "resume replays from the number given, in order")
+}
+
+func TestWebSocketClosesAfterThreeUnansweredPings(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, hub.Config{})
+	tick := func(ch chan time.Time) {
+		t.Helper()
+		select {
+		case ch <- time.Now():
+		case <-time.After(5 * time.Second):
+			t.Fatal("the ping loop stopped taking ticks")
+		}
+	}
+	// coder/websocket answers pings while a Read is running: this client
+	// answers, with a round trip after every tick.
+	c := dial(t, f, "/api/stream/ws", readerTok)
+	answering := <-f.tickers
+	for range 5 {
+		tick(answering)
+		wsSend(t, c, `{"resume":0}`)
+		require.Equal(t, "resume", wsRead(t, c)["ack"])
+	}
+
+	// This one reads nothing, so never answers.
+	deaf := dial(t, f, "/api/stream/ws", readerTok)
+	deafTicker := <-f.tickers
+	for range 3 {
+		tick(deafTicker)
+	}
+	tick(deafTicker) // the fourth tick finds three pings unanswered
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// Reading now finds the connection gone (closed without a handshake,
+	// since the peer does not answer).
+	_, _, err := deaf.Read(ctx)
+	require.Error(t, err)
+	require.NotErrorIs(t, err, context.DeadlineExceeded)
+
+	wsSend(t, c, `{"resume":0}`)
+	require.Equal(t, "resume", wsRead(t, c)["ack"], "the answering client is still connected")
+}
+
+func TestSlowStreamClientIsDroppedWhileAFastOneKeepsUp(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, hub.Config{WriteTimeout: 300 * time.Millisecond, Limits: hub.Limits{MaxEventBytes: 300 << 10}})
+	fast := dial(t, f, "/api/stream/ws", readerTok)
+	slow := dial(t, f, "/api/stream/ws", readerTok)
+	for _, c := range []*websocket.Conn{fast, slow} {
+		c.SetReadLimit(1 << 20)
+		wsSend(t, c, `{"subscribe":["transaction"]}`)
+	}
+	require.Equal(t, "subscribe", wsRead(t, fast)["ack"])
+	// 40 events of 200 KB: far more than the slow client's socket buffers
+	// hold while it reads nothing.
+	payload := strings.Repeat("z", 200<<10)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	got := 0
+	go func() {
+		defer wg.Done()
+		for got < 40 {
+			m := wsRead(t, fast)
+			if m["event"] != nil {
+				got++
+			}
+		}
+	}()
+	for i := range 40 {
+		status, out := f.do("POST", "/api/events", agentTok, fmt.Sprintf(`{"events":[{"topic":"transaction/credit","data":{"i":%d,"p":%q}}]}`, i, payload))
+		require.Equal(t, 202, status, "%v", out)
+	}
+	wg.Wait()
+	require.Equal(t, 40, got, "the fast client received everything")
+	// The slow one was cut off: reading now drains what was buffered, then
+	// finds the connection gone.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	n := 0
+	var err error
+	for err == nil {
+		_, _, err = slow.Read(ctx)
+		n++
+	}
+	require.NotErrorIs(t, err, context.DeadlineExceeded)
+	require.Less(t, n, 41, "the slow client did not get every event")
+}
+
+var _ = bytes.NewReader
