@@ -72,10 +72,11 @@ type App struct {
 	httpSrv       *http.Server
 	HTTPUp        bool
 
-	keys  *access.Keyring              // the API's tokens
-	wake  *hub.Broadcaster             // tells streams that events were committed
-	fatal chan error                   // a component found the process cannot go on (the store lost)
-	api   atomic.Pointer[http.Handler] // /api, once everything it uses exists
+	keys     *access.Keyring              // the API's tokens
+	follower *subscriptionFollower        // keeps Subscriptions equal to config and store
+	wake     *hub.Broadcaster             // tells streams that events were committed
+	fatal    chan error                   // a component found the process cannot go on (the store lost)
+	api      atomic.Pointer[http.Handler] // /api, once everything it uses exists
 	// Instance names this process on the leases it takes in the store:
 	// host, pid and a random part, unique among the processes sharing it.
 	Instance string
@@ -142,6 +143,14 @@ func StartApp(ctx context.Context, cfg *Config, log zerolog.Logger, opts AppOpti
 		subs = append(subs, s)
 	}
 	a.Subscriptions = publish.NewRegistry(subs)
+	a.follower = newSubscriptionFollower(st, a.Subscriptions, subs, log)
+	if err := a.follower.reload(ctx); err != nil {
+		return nil, fmt.Errorf("reading subscriptions: %w", err)
+	}
+	followCtx, followCancel := context.WithCancel(context.WithoutCancel(ctx))
+	followDone := make(chan struct{})
+	go func() { defer close(followDone); a.follower.run(followCtx, cfg.Hub.PollInterval) }()
+	a.stops = append(a.stops, func(context.Context) error { followCancel(); <-followDone; return nil })
 	a.Metrics = NewMetrics(a.reg, st.Counts)
 	a.Files = files.Local{Dir: cfg.Files.Dir}
 

@@ -61,6 +61,11 @@ type ServerConfig struct {
 	PublicURL string `koanf:"public_url"`
 	// AdminToken is the bearer token for /api; empty disables /api.
 	AdminToken string `koanf:"admin_token" secret:"true"`
+	// SubscriptionHosts, when set, are the only hosts subscriptions created
+	// through the API may target: "hooks.example.com", "*.example.com",
+	// "10.0.0.5:8443". Empty: any host (set it when API callers are not
+	// fully trusted, to keep them away from internal addresses).
+	SubscriptionHosts []string `koanf:"subscription_hosts"`
 	// ShutdownTimeout bounds graceful shutdown. Default 30s.
 	ShutdownTimeout time.Duration `koanf:"shutdown_timeout"`
 	// ReadHeaderTimeout bounds how long a client may take to send a

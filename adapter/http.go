@@ -77,7 +77,16 @@ func (a *App) hubHandler(st store.Store, committed func()) *hub.Hub {
 // adminAPI is /api over this process's store, runner and publisher.
 func (a *App) adminAPI() *adminapi.API {
 	api := &adminapi.API{Store: a.Store, Runner: a.Runner, Publisher: a.Pub, Subscriptions: a.Subscriptions,
-		Log: a.log.With().Str("component", "api").Logger(), Background: a.background}
+		Log: a.log.With().Str("component", "api").Logger(), Background: a.background,
+		Stored: a.Store, Configured: map[string]bool{}, SubscriptionHosts: a.cfg.Server.SubscriptionHosts,
+		Reload: func(ctx context.Context) {
+			if err := a.follower.reload(ctx); err != nil {
+				a.log.Error().Err(err).Msg("reloading subscriptions failed; the change applies at the next poll")
+			}
+		}}
+	for _, s := range a.cfg.Subscriptions {
+		api.Configured[s.Name] = true
+	}
 	for _, j := range a.cfg.Jobs {
 		api.Jobs = append(api.Jobs, adminapi.Job{Name: j.Name, Kind: j.Kind, Schedule: j.Schedule})
 	}

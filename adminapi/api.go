@@ -40,7 +40,16 @@ type Runner interface {
 type Publisher interface {
 	Replay(ctx context.Context, f store.Filter) (int, error)
 	Resume(ctx context.Context, subscription string) error
+	Pause(ctx context.Context, subscription, reason string) error
 	Circuits() map[string]publish.BreakerState
+}
+
+// SubscriptionStore keeps the subscriptions created through the API.
+type SubscriptionStore interface {
+	CreateSubscription(ctx context.Context, sub store.StoredSubscription) error
+	UpdateSubscription(ctx context.Context, name string, spec []byte, at time.Time) error
+	DeleteSubscription(ctx context.Context, name string) error
+	StoredSubscriptions(ctx context.Context) ([]store.StoredSubscription, int64, error)
 }
 
 // Job is a configured job as the API lists it.
@@ -55,6 +64,16 @@ type API struct {
 	Runner        Runner
 	Publisher     Publisher
 	Subscriptions *publish.Registry
+	// Stored keeps runtime subscriptions; Configured names those of
+	// config.toml (read-only here); Reload applies a change to this
+	// process's registry at once (others follow the store).
+	Stored     SubscriptionStore
+	Configured map[string]bool
+	Reload     func(ctx context.Context)
+	// SubscriptionHosts, when set, are the only hosts runtime
+	// subscriptions may target ("hooks.example.com", "*.example.com",
+	// "host:8443").
+	SubscriptionHosts []string
 	// NextRun says when a job runs next (zero: not scheduled); nil when
 	// this process schedules nothing.
 	NextRun func(job string) time.Time
@@ -64,18 +83,18 @@ type API struct {
 	Log        zerolog.Logger
 }
 
-// Handler returns the routes behind keys: reading needs the read scope
-// (or admin), anything that changes something needs admin, and is logged
-// with the token's name.
+// Handler returns the routes behind keys. Reading needs the read scope
+// (or admin); changing needs admin, except that a token with subscribe
+// scopes manages subscriptions within its patterns. Every change is
+// logged with the token's name.
 func (a *API) Handler(keys *access.Keyring) http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /api/jobs", a.jobs)
-	mux.HandleFunc("POST /api/jobs/{name}/run", a.runJob)
-	mux.HandleFunc("GET /api/deliveries", a.deliveries)
-	mux.HandleFunc("POST /api/deliveries/{id}/replay", a.replayOne)
-	mux.HandleFunc("POST /api/deliveries/replay", a.replay)
-	mux.HandleFunc("GET /api/subscriptions", a.subscriptions)
-	mux.HandleFunc("POST /api/subscriptions/{name}/resume", a.resume)
+	mux.HandleFunc("GET /api/jobs", a.reader(a.jobs))
+	mux.HandleFunc("POST /api/jobs/{name}/run", a.admin(a.runJob))
+	mux.HandleFunc("GET /api/deliveries", a.reader(a.deliveries))
+	mux.HandleFunc("POST /api/deliveries/{id}/replay", a.admin(a.replayOne))
+	mux.HandleFunc("POST /api/deliveries/replay", a.admin(a.replay))
+	a.subscriptionRoutes(mux)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, err := keys.Authenticate(r)
 		if err != nil {
@@ -87,19 +106,44 @@ func (a *API) Handler(keys *access.Keyring) http.Handler {
 			apiError(w, http.StatusUnauthorized, "missing or wrong bearer token")
 			return
 		}
-		reading := r.Method == http.MethodGet || r.Method == http.MethodHead
-		switch {
-		case reading && !p.CanRead():
-			apiError(w, http.StatusForbidden, fmt.Sprintf("token %q lacks scope %s", p.Name, access.ScopeRead))
-			return
-		case !reading && !p.Admin():
-			apiError(w, http.StatusForbidden, fmt.Sprintf("token %q lacks scope %s", p.Name, access.ScopeAdmin))
-			return
-		case !reading:
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			a.Log.Info().Str("token", p.Name).Str("method", r.Method).Str("path", r.URL.Path).Msg("API change requested")
 		}
-		mux.ServeHTTP(w, r)
+		mux.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
 	})
+}
+
+type principalKey struct{}
+
+// Principal is the request's authenticated token.
+func Principal(r *http.Request) *access.Principal {
+	return r.Context().Value(principalKey{}).(*access.Principal)
+}
+
+func forbid(w http.ResponseWriter, p *access.Principal, scope string) {
+	apiError(w, http.StatusForbidden, fmt.Sprintf("token %q lacks scope %s", p.Name, scope))
+}
+
+// reader lets read and admin tokens through.
+func (a *API) reader(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if p := Principal(r); !p.CanRead() {
+			forbid(w, p, access.ScopeRead)
+			return
+		}
+		h(w, r)
+	}
+}
+
+// admin lets admin tokens through.
+func (a *API) admin(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if p := Principal(r); !p.Admin() {
+			forbid(w, p, access.ScopeAdmin)
+			return
+		}
+		h(w, r)
+	}
 }
 
 // WriteJSON answers v as indented JSON with status; the product's other
@@ -329,48 +373,3 @@ func (a *API) replay(w http.ResponseWriter, r *http.Request) {
 	WriteJSON(w, http.StatusOK, map[string]int{"replayed": n})
 }
 
-// SubscriptionView is a subscription as GET /api/subscriptions answers it.
-type SubscriptionView struct {
-	Name         string   `json:"name"`
-	URL          string   `json:"url"`
-	Topics       []string `json:"topics"`
-	Entities     []string `json:"entities"`
-	Signed       bool     `json:"signed"`
-	Paused       bool     `json:"paused"`
-	PausedReason string   `json:"paused_reason,omitempty"`
-	// Circuit is this process's circuit breaker for the target.
-	Circuit publish.BreakerState `json:"circuit"`
-}
-
-func (a *API) subscriptions(w http.ResponseWriter, r *http.Request) {
-	paused, err := a.Store.Paused(r.Context())
-	if err != nil {
-		apiError(w, http.StatusInternalServerError, err.Error())
-		return
-	}
-	out := []SubscriptionView{}
-	circuits := a.Publisher.Circuits()
-	for _, s := range a.Subscriptions.Subscriptions() {
-		reason, p := paused[s.Name]
-		out = append(out, SubscriptionView{Name: s.Name, URL: redact.URL(s.URL), Topics: s.Topics, Entities: append([]string{}, s.Entities...),
-			Signed: len(s.Secret) > 0, Paused: p, PausedReason: reason, Circuit: circuits[s.Name]})
-	}
-	WriteJSON(w, http.StatusOK, out)
-}
-
-func (a *API) resume(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("name")
-	found := false
-	for _, s := range a.Subscriptions.Subscriptions() {
-		found = found || s.Name == name
-	}
-	if !found {
-		apiError(w, http.StatusNotFound, "no such subscription")
-		return
-	}
-	if err := a.Publisher.Resume(r.Context(), name); err != nil {
-		apiError(w, http.StatusInternalServerError, err.Error())
-		return
-	}
-	WriteJSON(w, http.StatusOK, map[string]string{"status": "resumed", "subscription": name})
-}

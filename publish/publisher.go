@@ -462,6 +462,16 @@ func (p *Publisher) Replay(ctx context.Context, f store.Filter) (int, error) {
 	return n, err
 }
 
+// Pause stops a subscription's attempts (in every process sharing the
+// store, within their poll interval) until Resume; its deliveries wait.
+func (p *Publisher) Pause(ctx context.Context, subscription, reason string) error {
+	if err := p.st.Pause(ctx, subscription, reason, p.now()); err != nil {
+		return err
+	}
+	p.forgetPaused()
+	return nil
+}
+
 // Resume un-pauses a subscription (after a 410) and wakes it.
 func (p *Publisher) Resume(ctx context.Context, subscription string) error {
 	if err := p.st.Resume(ctx, subscription); err != nil {
@@ -525,6 +535,7 @@ func (p *Publisher) dispatch(ctx, attemptCtx context.Context, d *dispatcher) {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	br := p.breaker(s)
+	pace := pacer{perSecond: s.MaxPerSecond}
 	for {
 		// Start what the free slots allow, while the circuit lets them out:
 		// rows claimed before it opened go back unattempted (a probe, claimed
@@ -532,6 +543,9 @@ func (p *Publisher) dispatch(ctx, attemptCtx context.Context, d *dispatcher) {
 		for len(queue) > 0 && len(slots) < cap(slots) && ctx.Err() == nil {
 			if !queue[0].probe && !br.closed() {
 				queue = p.release(ctx, queue, false, log)
+				break
+			}
+			if !pace.wait(ctx) {
 				break
 			}
 			slots <- struct{}{}

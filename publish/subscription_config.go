@@ -50,6 +50,13 @@ type SubscriptionConfig struct {
 	// each failed probe up to BreakerMaxInterval. Defaults 5s and 5m.
 	BreakerInterval    time.Duration `koanf:"breaker_interval"`
 	BreakerMaxInterval time.Duration `koanf:"breaker_max_interval"`
+	// Filter is a CEL expression an event must satisfy, over event (its
+	// body), topic, type, source and subject: for example
+	// `event.data.amount > 100` for a raised event. Empty: every event on
+	// the topics.
+	Filter string `koanf:"filter"`
+	// MaxPerSecond caps attempts per second to this target (0: no cap).
+	MaxPerSecond float64 `koanf:"max_per_second"`
 }
 
 // WithDefaults fills zero fields.
@@ -131,6 +138,14 @@ func (c SubscriptionConfig) Validate() conf.Problems {
 	}
 	if c.BreakerMaxInterval < c.BreakerInterval {
 		ps.Add("breaker_max_interval", "must not be below breaker_interval (%s)", c.BreakerInterval)
+	}
+	if c.Filter != "" {
+		if _, err := CompileFilter(c.Filter); err != nil {
+			ps.Add("filter", "%v", err)
+		}
+	}
+	if c.MaxPerSecond < 0 {
+		ps.Add("max_per_second", "must not be negative")
 	}
 	return ps
 }

@@ -910,6 +910,90 @@ func (s *SQLite) Counts(ctx context.Context) (map[string]int, error) {
 	return map[string]int{StatePending: pending, StateInFlight: inFlight, StateDelivered: total - pending - inFlight - dead, StateDead: dead}, nil
 }
 
+// bumpSubscriptions records a change of the stored subscriptions.
+func bumpSubscriptions(ctx context.Context, tx *sql.Tx) error {
+	_, err := tx.ExecContext(ctx, `UPDATE subscription_version SET version = version + 1 WHERE id = 1`)
+	return err
+}
+
+// CreateSubscription stores a new subscription; ErrExists if the name is
+// taken.
+func (s *SQLite) CreateSubscription(ctx context.Context, sub StoredSubscription) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `INSERT INTO subscriptions (name, spec, created_by, created_at, updated_at) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (name) DO NOTHING`, sub.Name, string(sub.Spec), sub.CreatedBy, ms(sub.CreatedAt), ms(sub.CreatedAt))
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("subscription %q: %w", sub.Name, ErrExists)
+		}
+		return bumpSubscriptions(ctx, tx)
+	})
+}
+
+// UpdateSubscription replaces a stored subscription's spec; ErrNotFound if
+// there is none.
+func (s *SQLite) UpdateSubscription(ctx context.Context, name string, spec []byte, at time.Time) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE subscriptions SET spec = ?, updated_at = ? WHERE name = ?`, string(spec), ms(at), name)
+		if err := mustAffect(res, err); err != nil {
+			return fmt.Errorf("subscription %q: %w", name, err)
+		}
+		return bumpSubscriptions(ctx, tx)
+	})
+}
+
+// DeleteSubscription removes a stored subscription; ErrNotFound if there
+// is none. Its deliveries stay, pending, as for a subscription removed
+// from the configuration.
+func (s *SQLite) DeleteSubscription(ctx context.Context, name string) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM subscriptions WHERE name = ?`, name)
+		if err := mustAffect(res, err); err != nil {
+			return fmt.Errorf("subscription %q: %w", name, err)
+		}
+		return bumpSubscriptions(ctx, tx)
+	})
+}
+
+// StoredSubscriptions returns every stored subscription, by name, and the
+// version they are at.
+func (s *SQLite) StoredSubscriptions(ctx context.Context) ([]StoredSubscription, int64, error) {
+	var out []StoredSubscription
+	var version int64
+	// The version is read first: a change between the two reads leaves an
+	// older version with newer rows, and the next poll reads them again.
+	if err := s.db.QueryRowContext(ctx, `SELECT version FROM subscription_version WHERE id = 1`).Scan(&version); err != nil {
+		return nil, 0, err
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT name, spec, created_by, created_at, updated_at FROM subscriptions ORDER BY name`)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var sub StoredSubscription
+		var spec string
+		var created, updated int64
+		if err := rows.Scan(&sub.Name, &spec, &sub.CreatedBy, &created, &updated); err != nil {
+			return nil, 0, err
+		}
+		sub.Spec, sub.CreatedAt, sub.UpdatedAt = []byte(spec), fromMS(created), fromMS(updated)
+		out = append(out, sub)
+	}
+	err = rows.Err()
+	return out, version, err
+}
+
+// SubscriptionsVersion returns the version of the stored subscriptions: it
+// changes with every create, update and delete.
+func (s *SQLite) SubscriptionsVersion(ctx context.Context) (int64, error) {
+	var v int64
+	err := s.db.QueryRowContext(ctx, `SELECT version FROM subscription_version WHERE id = 1`).Scan(&v)
+	return v, err
+}
+
 // Pause implements Store.
 func (s *SQLite) Pause(ctx context.Context, subscription, reason string, at time.Time) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {

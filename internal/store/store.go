@@ -23,6 +23,8 @@ import (
 // Sentinel errors.
 var (
 	ErrNotFound = errors.New("store: not found")
+	// ErrExists: a row with that name exists already.
+	ErrExists = errors.New("store: already exists")
 	// ErrDuplicate: CommitPackage found the source message already recorded.
 	ErrDuplicate = errors.New("store: source message already processed")
 	// ErrLost: the database was deleted or replaced under the running
@@ -102,6 +104,14 @@ type Store interface {
 	LatestControlNumber(ctx context.Context) (int64, error)
 	// SweepIdempotencyKeys forgets keys used before before.
 	SweepIdempotencyKeys(ctx context.Context, before time.Time) (int, error)
+
+	// Subscriptions created through the API; every change bumps the
+	// version every process polls.
+	CreateSubscription(ctx context.Context, sub StoredSubscription) error
+	UpdateSubscription(ctx context.Context, name string, spec []byte, at time.Time) error
+	DeleteSubscription(ctx context.Context, name string) error
+	StoredSubscriptions(ctx context.Context) ([]StoredSubscription, int64, error)
+	SubscriptionsVersion(ctx context.Context) (int64, error)
 
 	// ClaimDue moves up to limit due pending deliveries of subscription to
 	// in_flight, leased to owner (a process instance) until leaseUntil,
@@ -258,6 +268,16 @@ type Delivery struct {
 	DeliveredAt   time.Time
 	Event         Event
 	Artifact      *Artifact // nil for events without a file
+}
+
+// StoredSubscription is a subscription created through the API; Spec is
+// its settings as the delivery engine encodes them (JSON).
+type StoredSubscription struct {
+	Name      string
+	Spec      []byte
+	CreatedBy string // the token that created it
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // IdempotencyKey is a client's Idempotency-Key, per principal (token

@@ -54,6 +54,7 @@ func Run(t *testing.T, open Opener) {
 		"Release":                      testRelease,
 		"AppendEventsOnce":             testAppendEventsOnce,
 		"EventsAfter":                  testEventsAfter,
+		"StoredSubscriptions":          testStoredSubscriptions,
 		"CompleteOutcomes":             testComplete,
 		"RescueExpiredLeases":          testRescue,
 		"ReplayKeepsEventID":           testReplay,
@@ -218,6 +219,37 @@ func testAppendEventsOnce(t *testing.T, s store.Store, other func() store.Store)
 	n, err := s.SweepIdempotencyKeys(ctx, t0.Add(time.Second))
 	require.NoError(t, err)
 	require.Equal(t, 2, n, "other/k1 and agent/race, used at t0, are swept; agent/k1 was used again at t0+25h")
+}
+
+func testStoredSubscriptions(t *testing.T, s store.Store, other func() store.Store) {
+	subs, v0, err := s.StoredSubscriptions(ctx)
+	require.NoError(t, err)
+	require.Empty(t, subs)
+	require.NoError(t, s.CreateSubscription(ctx, store.StoredSubscription{Name: "b", Spec: []byte(`{"url":"http://b"}`), CreatedBy: "admin", CreatedAt: t0}))
+	require.NoError(t, other().CreateSubscription(ctx, store.StoredSubscription{Name: "a", Spec: []byte(`{"url":"http://a"}`), CreatedBy: "agent", CreatedAt: t0}))
+	err = s.CreateSubscription(ctx, store.StoredSubscription{Name: "a", Spec: []byte(`{}`), CreatedAt: t0})
+	require.ErrorIs(t, err, store.ErrExists)
+	v1, err := other().SubscriptionsVersion(ctx)
+	require.NoError(t, err)
+	require.Greater(t, v1, v0, "another process sees the change")
+
+	require.NoError(t, other().UpdateSubscription(ctx, "a", []byte(`{"url":"http://a2"}`), t0.Add(time.Minute)))
+	require.ErrorIs(t, s.UpdateSubscription(ctx, "nope", []byte(`{}`), t0), store.ErrNotFound)
+	subs, v2, err := s.StoredSubscriptions(ctx)
+	require.NoError(t, err)
+	require.Greater(t, v2, v1)
+	require.Len(t, subs, 2)
+	require.Equal(t, "a", subs[0].Name, "by name")
+	require.JSONEq(t, `{"url":"http://a2"}`, string(subs[0].Spec))
+	require.Equal(t, "agent", subs[0].CreatedBy)
+	require.Equal(t, t0, subs[0].CreatedAt)
+	require.Equal(t, t0.Add(time.Minute), subs[0].UpdatedAt)
+
+	require.NoError(t, s.DeleteSubscription(ctx, "b"))
+	require.ErrorIs(t, s.DeleteSubscription(ctx, "b"), store.ErrNotFound)
+	subs, _, err = other().StoredSubscriptions(ctx)
+	require.NoError(t, err)
+	require.Len(t, subs, 1)
 }
 
 func testEventsAfter(t *testing.T, s store.Store, other func() store.Store) {

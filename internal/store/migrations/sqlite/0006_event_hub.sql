@@ -10,3 +10,19 @@ CREATE TABLE idempotency_keys (
 	PRIMARY KEY (principal, key)
 );
 CREATE INDEX idempotency_keys_age ON idempotency_keys (created_at);
+
+-- Subscriptions created through the API (those in config.toml are not
+-- stored). spec is publish's JSON. Every change bumps the one row of
+-- subscription_version, which every process polls to follow changes.
+CREATE TABLE subscriptions (
+	name       TEXT    PRIMARY KEY,
+	spec       TEXT    NOT NULL,
+	created_by TEXT    NOT NULL,
+	created_at INTEGER NOT NULL,
+	updated_at INTEGER NOT NULL
+);
+CREATE TABLE subscription_version (
+	id      INTEGER PRIMARY KEY CHECK (id = 1),
+	version INTEGER NOT NULL
+);
+INSERT INTO subscription_version (id, version) VALUES (1, 0);
