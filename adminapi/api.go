@@ -372,4 +372,3 @@ func (a *API) replay(w http.ResponseWriter, r *http.Request) {
 	}
 	WriteJSON(w, http.StatusOK, map[string]int{"replayed": n})
 }
-
