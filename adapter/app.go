@@ -211,6 +211,12 @@ func StartApp(ctx context.Context, cfg *Config, log zerolog.Logger, opts AppOpti
 	}()
 	a.stops = append(a.stops, func(context.Context) error { sweepCancel(); <-done; return nil })
 
+	recCtx, recCancel := context.WithCancel(context.WithoutCancel(ctx))
+	recDone := make(chan struct{})
+	records := recordSweeper{st: st, attempts: cfg.Store.AttemptRetention, keys: 24 * time.Hour, log: log.With().Str("component", "sweeper").Logger()}
+	go func() { defer close(recDone); records.run(recCtx, time.Hour) }()
+	a.stops = append(a.stops, func(context.Context) error { recCancel(); <-recDone; return nil })
+
 	if !a.keys.Empty() {
 		mux := http.NewServeMux()
 		a.hubHandler(st, committed).Register(mux)

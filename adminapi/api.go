@@ -27,6 +27,7 @@ type Store interface {
 	JobLeases(ctx context.Context, now time.Time) (map[string]store.JobLease, error)
 	Runs(ctx context.Context, job string, limit int) ([]store.Run, error)
 	Deliveries(ctx context.Context, f store.Filter) ([]store.Delivery, error)
+	Attempts(ctx context.Context, deliveryID int64) ([]store.Attempt, error)
 	Paused(ctx context.Context) (map[string]string, error)
 }
 
@@ -92,6 +93,7 @@ func (a *API) Handler(keys *access.Keyring) http.Handler {
 	mux.HandleFunc("GET /api/jobs", a.reader(a.jobs))
 	mux.HandleFunc("POST /api/jobs/{name}/run", a.admin(a.runJob))
 	mux.HandleFunc("GET /api/deliveries", a.reader(a.deliveries))
+	mux.HandleFunc("GET /api/deliveries/{id}", a.reader(a.delivery))
 	mux.HandleFunc("POST /api/deliveries/{id}/replay", a.admin(a.replayOne))
 	mux.HandleFunc("POST /api/deliveries/replay", a.admin(a.replay))
 	a.subscriptionRoutes(mux)
@@ -321,6 +323,70 @@ func (a *API) deliveries(w http.ResponseWriter, r *http.Request) {
 	out := make([]DeliveryView, 0, len(ds))
 	for _, d := range ds {
 		out = append(out, viewDelivery(d))
+	}
+	WriteJSON(w, http.StatusOK, out)
+}
+
+// AttemptView is one attempt as GET /api/deliveries/{id} lists it.
+type AttemptView struct {
+	Attempt    int       `json:"attempt"`
+	At         time.Time `json:"at"`
+	DurationMS int64     `json:"duration_ms"`
+	Status     int       `json:"status"`
+	Error      string    `json:"error,omitempty"`
+	Response   string    `json:"response,omitempty"`
+	Process    string    `json:"process"`
+}
+
+// DeliveryDetail is one delivery with its attempts and its event.
+type DeliveryDetail struct {
+	DeliveryView
+	Attempts []AttemptView `json:"attempts"`
+	Event    EventView     `json:"event"`
+}
+
+// EventView is a stored event.
+type EventView struct {
+	ID            string          `json:"id"`
+	Type          string          `json:"type"`
+	Source        string          `json:"source"`
+	Subject       string          `json:"subject"`
+	Topic         string          `json:"topic"`
+	ControlNumber int64           `json:"control_number"`
+	Time          time.Time       `json:"time"`
+	Body          json.RawMessage `json:"body"`
+}
+
+func (a *API) delivery(w http.ResponseWriter, r *http.Request) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		apiError(w, http.StatusBadRequest, "delivery id must be a number")
+		return
+	}
+	ds, err := a.Store.Deliveries(r.Context(), store.Filter{ID: id})
+	if err != nil {
+		apiError(w, http.StatusServiceUnavailable, err.Error())
+		return
+	}
+	if len(ds) == 0 {
+		apiError(w, http.StatusNotFound, "no such delivery")
+		return
+	}
+	attempts, err := a.Store.Attempts(r.Context(), id)
+	if err != nil {
+		apiError(w, http.StatusServiceUnavailable, err.Error())
+		return
+	}
+	d := ds[0]
+	out := DeliveryDetail{DeliveryView: viewDelivery(d), Attempts: []AttemptView{}, Event: EventView{ID: d.Event.ID, Type: d.Event.CEType,
+		Source: d.Event.Source, Subject: d.Event.Subject, Topic: d.Event.Topic, ControlNumber: d.Event.ControlNumber, Time: d.Event.CreatedAt,
+		Body: json.RawMessage(d.Event.Body)}}
+	if !json.Valid(d.Event.Body) {
+		out.Event.Body, _ = json.Marshal(string(d.Event.Body))
+	}
+	for _, at := range attempts {
+		out.Attempts = append(out.Attempts, AttemptView{Attempt: at.Number, At: at.StartedAt, DurationMS: at.Duration.Milliseconds(), Status: at.Status,
+			Error: redact.String(at.Error), Response: at.Response, Process: at.Process})
 	}
 	WriteJSON(w, http.StatusOK, out)
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/exportbridge/exportbridge/internal/redact"
 	"github.com/exportbridge/exportbridge/internal/store"
 )
 
@@ -677,14 +678,15 @@ func (p *Publisher) attempt(ctx context.Context, s *Subscription, d store.Delive
 		url = p.minter.URL(d.Artifact.ID, d.Artifact.Name, expires)
 	}
 	body, err := p.render(d.Event, url, expires)
-	var status int
+	var resp Response
 	if err == nil {
 		if p.beforeSend != nil {
 			p.beforeSend()
 		}
-		status, err = p.sender.Send(ctx, Request{Sub: s, EventID: d.Event.ID, CEType: d.Event.CEType, Source: d.Event.Source, Subject: d.Event.Subject,
+		resp, err = p.sender.Send(ctx, Request{Sub: s, EventID: d.Event.ID, CEType: d.Event.CEType, Source: d.Event.Source, Subject: d.Event.Subject,
 			Time: d.Event.CreatedAt, Attempt: d.Attempt, Body: body, Now: now})
 	}
+	status := resp.Status
 	// Record the outcome even while shutting down: the attempt happened.
 	recCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
@@ -708,7 +710,14 @@ func (p *Publisher) attempt(ctx context.Context, s *Subscription, d store.Delive
 		p.forgetPaused()
 		log.Warn().Str("event_id", d.Event.ID).Msg("subscription answered 410 Gone: paused until resumed")
 	}
-	p.record <- completion{c: store.Completion{ID: d.ID, Outcome: o}, subscription: s.Name, eventID: d.Event.ID}
+	attempt := &store.Attempt{DeliveryID: d.ID, Number: d.Attempt, StartedAt: now, Duration: end.Sub(now), Status: status, Response: resp.Excerpt}
+	if err != nil {
+		attempt.Error = o.Error
+		if attempt.Error == "" {
+			attempt.Error = redact.String(err.Error())
+		}
+	}
+	p.record <- completion{c: store.Completion{ID: d.ID, Outcome: o, Attempt: attempt}, subscription: s.Name, eventID: d.Event.ID}
 	if ctx.Err() == nil && (err == nil || isSendErr) {
 		p.circuit(s, err == nil || !se.Retryable, probe, end, status, log)
 	}

@@ -72,9 +72,31 @@ func NewSender() *Sender {
 
 const maxResponseBody = 64 << 10
 
-// Send makes one attempt and returns the HTTP status (0 when no response
-// arrived); a nil error means delivered.
-func (s *Sender) Send(ctx context.Context, r Request) (int, error) {
+// maxExcerpt bounds the response excerpt kept with an attempt.
+const maxExcerpt = 1024
+
+// Response is what an attempt got back.
+type Response struct {
+	Status  int    // 0 when no response arrived
+	Excerpt string // the start of the body (at most 1 KB, URLs redacted)
+}
+
+// Send makes one attempt and returns what came back; a nil error means
+// delivered.
+func (s *Sender) Send(ctx context.Context, r Request) (Response, error) {
+	status, text, err := s.send(ctx, r)
+	return Response{Status: status, Excerpt: excerpt(text)}, err
+}
+
+// excerpt is the start of a response body as an attempt's record keeps it.
+func excerpt(b []byte) string {
+	if len(b) > maxExcerpt {
+		b = b[:maxExcerpt]
+	}
+	return redact.String(strings.ToValidUTF8(string(b), "�"))
+}
+
+func (s *Sender) send(ctx context.Context, r Request) (int, []byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.Sub.Timeout)
 	defer cancel()
 	req := s.client.R().SetContext(ctx).SetDoNotParseResponse(true).SetBody(r.Body)
@@ -100,7 +122,7 @@ func (s *Sender) Send(ctx context.Context, r Request) (int, error) {
 	resp, err := req.Post(r.Sub.URL)
 	if err != nil {
 		// Timeouts, refused and reset connections: the target may be back soon.
-		return 0, &SendError{Retryable: true, Err: redact.Error(err)}
+		return 0, nil, &SendError{Retryable: true, Err: redact.Error(err)}
 	}
 	body := resp.RawBody()
 	defer body.Close()
@@ -110,18 +132,18 @@ func (s *Sender) Send(ctx context.Context, r Request) (int, error) {
 	switch {
 	case status >= 200 && status < 300:
 		if r.Sub.SuccessBody != "" && !strings.Contains(string(text), r.Sub.SuccessBody) {
-			return status, &SendError{Status: status, Retryable: true, Err: fmt.Errorf("response lacks success_body %q: %.200s", r.Sub.SuccessBody, text)}
+			return status, text, &SendError{Status: status, Retryable: true, Err: fmt.Errorf("response lacks success_body %q: %.200s", r.Sub.SuccessBody, text)}
 		}
-		return status, nil
+		return status, text, nil
 	case status == http.StatusRequestTimeout || status == http.StatusTooManyRequests || status >= 500:
-		return status, &SendError{Status: status, Retryable: true, RetryAfter: retryAfterOf(resp.Header(), r.Now), Err: errors.New(snippet(text))}
+		return status, text, &SendError{Status: status, Retryable: true, RetryAfter: retryAfterOf(resp.Header(), r.Now), Err: errors.New(snippet(text))}
 	case status == http.StatusGone:
-		return status, &SendError{Status: status, Gone: true, Err: errors.New("target is gone; subscription paused: " + snippet(text))}
+		return status, text, &SendError{Status: status, Gone: true, Err: errors.New("target is gone; subscription paused: " + snippet(text))}
 	case status >= 300 && status < 400:
-		return status, &SendError{Status: status, Err: fmt.Errorf("redirect to %q not followed: a subscription's url must be the target itself",
+		return status, text, &SendError{Status: status, Err: fmt.Errorf("redirect to %q not followed: a subscription's url must be the target itself",
 			redact.URL(resp.Header().Get("Location")))}
 	default:
-		return status, &SendError{Status: status, Err: errors.New(snippet(text))}
+		return status, text, &SendError{Status: status, Err: errors.New(snippet(text))}
 	}
 }
 

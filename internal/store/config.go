@@ -20,6 +20,9 @@ type Config struct {
 	// that died is taken over by another (or by the next start) once its
 	// leases expire. Default 30s.
 	LeaseTTL time.Duration `koanf:"lease_ttl"`
+	// AttemptRetention is how long the record of each delivery attempt is
+	// kept (the delivery itself stays). Default 720h (30 days).
+	AttemptRetention time.Duration `koanf:"attempt_retention"`
 }
 
 // Open opens the store cfg names (defaults applied): the one place that
@@ -45,6 +48,9 @@ func (c Config) WithDefaults() Config {
 	if c.LeaseTTL == 0 {
 		c.LeaseTTL = 30 * time.Second
 	}
+	if c.AttemptRetention == 0 {
+		c.AttemptRetention = 720 * time.Hour
+	}
 	return c
 }
 
@@ -56,6 +62,9 @@ func (c Config) Validate() conf.Problems {
 	}
 	if c.LeaseTTL < 300*time.Millisecond {
 		ps.Add("lease_ttl", "must be at least 300ms, got %s", c.LeaseTTL)
+	}
+	if c.AttemptRetention < time.Hour {
+		ps.Add("attempt_retention", "must be at least 1h, got %s", c.AttemptRetention)
 	}
 	return ps
 }

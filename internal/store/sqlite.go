@@ -433,6 +433,8 @@ var (
 		row: `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, tail: ` RETURNING event_id, control_number`, width: 11}
 	deliveryInsert = rowInsert{head: `INSERT INTO deliveries (event_id, subscription, state, next_attempt_at, created_at, updated_at) VALUES `,
 		row: `(?, ?, 'pending', ?, ?, ?)`, width: 5}
+	attemptInsert = rowInsert{head: `INSERT INTO attempts (delivery_id, number, started_at, duration_ms, status, error, response, process) VALUES `,
+		row: `(?, ?, ?, ?, ?, ?, ?, ?)`, width: 8}
 	artifactInsert = rowInsert{head: `INSERT INTO artifacts (id, job, entity, name, storage_key, content_type, content_encoding, bytes, sha256, records, created_at) VALUES `,
 		row: `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, width: 11}
 )
@@ -757,6 +759,7 @@ func (s *SQLite) Complete(ctx context.Context, owner string, cs ...Completion) (
 	var stale []int64
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		stale = stale[:0]
+		var attempts []any
 		st, err := s.prepared(ctx, completeQuery)
 		if err != nil {
 			return err
@@ -768,20 +771,62 @@ func (s *SQLite) Complete(ctx context.Context, owner string, cs ...Completion) (
 			if o.State == StateDelivered {
 				delivered = ms(o.At)
 			}
-			errText := o.Error
-			if len(errText) > 2000 {
-				errText = strings.ToValidUTF8(errText[:2000], "")
-			}
-			res, err := st.ExecContext(ctx, o.State, ms(o.NextAt), o.Status, errText, ms(o.At), delivered, c.ID, owner, ms(o.At))
+			res, err := st.ExecContext(ctx, o.State, ms(o.NextAt), o.Status, truncate(o.Error, 2000), ms(o.At), delivered, c.ID, owner, ms(o.At))
 			if err := mustAffect(res, err); errors.Is(err, ErrNotFound) {
 				stale = append(stale, c.ID)
 			} else if err != nil {
 				return err
 			}
+			if a := c.Attempt; a != nil {
+				attempts = append(attempts, c.ID, a.Number, ms(a.StartedAt), a.Duration.Milliseconds(), a.Status, truncate(a.Error, 2000), truncate(a.Response, 1024), owner)
+			}
 		}
-		return nil
+		return s.insertRows(ctx, tx, attemptInsert, attempts, nil)
 	})
 	return stale, err
+}
+
+// truncate cuts s to at most n bytes of valid UTF-8.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "")
+}
+
+// Attempts implements Store.
+func (s *SQLite) Attempts(ctx context.Context, deliveryID int64) ([]Attempt, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT number, started_at, duration_ms, status, error, response, process FROM attempts
+		WHERE delivery_id = ? ORDER BY id`, deliveryID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []Attempt{}
+	for rows.Next() {
+		a := Attempt{DeliveryID: deliveryID}
+		var started, dur int64
+		if err := rows.Scan(&a.Number, &started, &dur, &a.Status, &a.Error, &a.Response, &a.Process); err != nil {
+			return nil, err
+		}
+		a.StartedAt, a.Duration = fromMS(started), time.Duration(dur)*time.Millisecond
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+// SweepAttempts implements Store.
+func (s *SQLite) SweepAttempts(ctx context.Context, before time.Time) (int, error) {
+	var n int64
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM attempts WHERE started_at < ?`, ms(before))
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return int(n), err
 }
 
 // Release implements Store.

@@ -105,6 +105,11 @@ type Store interface {
 	// SweepIdempotencyKeys forgets keys used before before.
 	SweepIdempotencyKeys(ctx context.Context, before time.Time) (int, error)
 
+	// Attempts returns a delivery's recorded attempts, oldest first.
+	Attempts(ctx context.Context, deliveryID int64) ([]Attempt, error)
+	// SweepAttempts forgets attempts made before before.
+	SweepAttempts(ctx context.Context, before time.Time) (int, error)
+
 	// Subscriptions created through the API; every change bumps the
 	// version every process polls.
 	CreateSubscription(ctx context.Context, sub StoredSubscription) error
@@ -291,6 +296,21 @@ type IdempotencyKey struct {
 type Completion struct {
 	ID      int64
 	Outcome Outcome
+	// Attempt, when set, is recorded in the delivery's history (with the
+	// owner as the process that made it), stale or not: it happened.
+	Attempt *Attempt
+}
+
+// Attempt is one recorded delivery attempt.
+type Attempt struct {
+	DeliveryID int64
+	Number     int
+	StartedAt  time.Time
+	Duration   time.Duration
+	Status     int    // 0: no response
+	Error      string // empty when delivered
+	Response   string // the start of the response body (≤ 1 KB, redacted)
+	Process    string // the process instance that made it
 }
 
 // Outcome is the result of one attempt.

@@ -55,6 +55,7 @@ func Run(t *testing.T, open Opener) {
 		"AppendEventsOnce":             testAppendEventsOnce,
 		"EventsAfter":                  testEventsAfter,
 		"StoredSubscriptions":          testStoredSubscriptions,
+		"AttemptsAreRecorded":          testAttempts,
 		"CompleteOutcomes":             testComplete,
 		"RescueExpiredLeases":          testRescue,
 		"ReplayKeepsEventID":           testReplay,
@@ -219,6 +220,43 @@ func testAppendEventsOnce(t *testing.T, s store.Store, other func() store.Store)
 	n, err := s.SweepIdempotencyKeys(ctx, t0.Add(time.Second))
 	require.NoError(t, err)
 	require.Equal(t, 2, n, "other/k1 and agent/race, used at t0, are swept; agent/k1 was used again at t0+25h")
+}
+
+func testAttempts(t *testing.T, s store.Store, other func() store.Store) {
+	_, err := s.CommitPackage(ctx, Package("j", "m1", []string{"A"}, "s1"))
+	require.NoError(t, err)
+	ds, err := s.ClaimDue(ctx, ownerA, "s1", t0, t0.Add(time.Minute), 10)
+	require.NoError(t, err)
+	id := ds[0].ID
+	first := &store.Attempt{Number: 1, StartedAt: t0, Duration: 1500 * time.Millisecond, Status: 503, Error: "HTTP 503: busy", Response: "busy"}
+	_, err = s.Complete(ctx, ownerA, store.Completion{ID: id, Outcome: store.Outcome{State: store.StatePending, NextAt: t0, At: t0.Add(2 * time.Second)}, Attempt: first})
+	require.NoError(t, err)
+	ds, err = other().ClaimDue(ctx, ownerB, "s1", t0.Add(3*time.Second), t0.Add(time.Minute), 10)
+	require.NoError(t, err)
+	second := &store.Attempt{Number: 2, StartedAt: t0.Add(3 * time.Second), Duration: 20 * time.Millisecond, Status: 204}
+	_, err = other().Complete(ctx, ownerB, store.Completion{ID: id, Outcome: store.Outcome{State: store.StateDelivered, At: t0.Add(4 * time.Second)}, Attempt: second})
+	require.NoError(t, err)
+	// A stale completion's attempt happened all the same.
+	stale, err := s.Complete(ctx, ownerA, store.Completion{ID: id, Outcome: store.Outcome{State: store.StateDead, At: t0.Add(5 * time.Second)},
+		Attempt: &store.Attempt{Number: 2, StartedAt: t0.Add(4 * time.Second), Error: "late"}})
+	require.NoError(t, err)
+	require.Equal(t, []int64{id}, stale)
+
+	got, err := s.Attempts(ctx, id)
+	require.NoError(t, err)
+	require.Len(t, got, 3)
+	require.Equal(t, store.Attempt{DeliveryID: id, Number: 1, StartedAt: t0, Duration: 1500 * time.Millisecond, Status: 503, Error: "HTTP 503: busy",
+		Response: "busy", Process: ownerA}, got[0])
+	require.Equal(t, ownerB, got[1].Process)
+	require.Equal(t, 204, got[1].Status)
+	require.Equal(t, "late", got[2].Error)
+
+	n, err := s.SweepAttempts(ctx, t0.Add(time.Second))
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	got, err = s.Attempts(ctx, id)
+	require.NoError(t, err)
+	require.Len(t, got, 2)
 }
 
 func testStoredSubscriptions(t *testing.T, s store.Store, other func() store.Store) {

@@ -26,3 +26,18 @@ CREATE TABLE subscription_version (
 	version INTEGER NOT NULL
 );
 INSERT INTO subscription_version (id, version) VALUES (1, 0);
+
+-- The audit of deliveries: every attempt, written with its outcome.
+CREATE TABLE attempts (
+	id          INTEGER PRIMARY KEY,
+	delivery_id INTEGER NOT NULL,
+	number      INTEGER NOT NULL,
+	started_at  INTEGER NOT NULL,
+	duration_ms INTEGER NOT NULL,
+	status      INTEGER NOT NULL,
+	error       TEXT    NOT NULL,
+	response    TEXT    NOT NULL,
+	process     TEXT    NOT NULL
+);
+CREATE INDEX attempts_delivery ON attempts (delivery_id, id);
+CREATE INDEX attempts_age ON attempts (started_at);
