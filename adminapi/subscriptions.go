@@ -291,6 +291,13 @@ func (a *API) runtime(w http.ResponseWriter, r *http.Request) (store.StoredSubsc
 	name := r.PathValue("name")
 	var spec publish.SubscriptionSpec
 	if a.Configured[name] {
+		// Permission first: a token that may not change it learns no more.
+		if s := a.find(name); s != nil {
+			if ok, missing := mayManage(Principal(r), s.Topics); !ok {
+				forbid(w, Principal(r), missing)
+				return store.StoredSubscription{}, spec, false
+			}
+		}
 		apiError(w, http.StatusConflict, fmt.Sprintf("subscription %q is defined in config.toml: change it there", name))
 		return store.StoredSubscription{}, spec, false
 	}
