@@ -131,6 +131,17 @@ func StartApp(ctx context.Context, cfg *Config, log zerolog.Logger, opts AppOpti
 		return nil, err
 	}
 	a.Store = st
+	if !a.keys.Empty() {
+		// Tokens created through the API, once some configured token can
+		// create them.
+		a.keys.Lookup = func(r *http.Request, hash [32]byte) (string, []string, bool, error) {
+			t, err := st.TokenByHash(r.Context(), hash[:])
+			if errors.Is(err, store.ErrNotFound) {
+				return "", nil, false, nil
+			}
+			return t.Name, t.Scopes, err == nil, err
+		}
+	}
 	a.stops = append(a.stops, func(context.Context) error { return st.Close() })
 	a.watchStore(ctx)
 

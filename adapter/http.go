@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 
+	"github.com/exportbridge/exportbridge/access"
 	"github.com/exportbridge/exportbridge/adminapi"
 	"github.com/exportbridge/exportbridge/dataexport"
 	"github.com/exportbridge/exportbridge/hub"
@@ -56,6 +57,19 @@ func (a *App) Handler() http.Handler {
 	return mux
 }
 
+// configTokens lists the configured tokens' names and scopes (values
+// dropped).
+func (a *App) configTokens() []access.Token {
+	var out []access.Token
+	for _, t := range a.cfg.Tokens {
+		out = append(out, access.Token{Name: t.Name, Scopes: t.Scopes})
+	}
+	if a.cfg.Server.AdminToken != "" {
+		out = append(out, access.Token{Name: "admin", Scopes: []string{access.ScopeAdmin}})
+	}
+	return out
+}
+
 // hubHandler is the event hub over the store and the registry.
 func (a *App) hubHandler(st store.Store, committed func()) *hub.Hub {
 	raiser := &hub.Raiser{Store: st, Committed: committed, Route: func(ev store.Event) []string {
@@ -79,6 +93,7 @@ func (a *App) adminAPI() *adminapi.API {
 	api := &adminapi.API{Store: a.Store, Runner: a.Runner, Publisher: a.Pub, Subscriptions: a.Subscriptions,
 		Log: a.log.With().Str("component", "api").Logger(), Background: a.background,
 		Stored: a.Store, Configured: map[string]bool{}, SubscriptionHosts: a.cfg.Server.SubscriptionHosts,
+		StoredTokens: a.Store, ConfigTokens: a.configTokens(),
 		Reload: func(ctx context.Context) {
 			if err := a.follower.reload(ctx); err != nil {
 				a.log.Error().Err(err).Msg("reloading subscriptions failed; the change applies at the next poll")

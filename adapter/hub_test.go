@@ -258,3 +258,34 @@ func compareStrings(a, b string) int {
 	}
 	return 0
 }
+
+func TestTokensCreatedThroughTheAPI(t *testing.T) {
+	t.Parallel()
+	e := hubEnv(t, nil)
+	startDaemon(t, e)
+	const admin = "test-admin-token"
+	require.Equal(t, 403, send(t, e, "POST", "/api/tokens", readTok, `{"name":"ci","scopes":["publish:builds"]}`, nil), "read cannot create")
+	var bad map[string]string
+	require.Equal(t, 400, send(t, e, "POST", "/api/tokens", admin, `{"name":"ci","scopes":["publish:"]}`, &bad))
+	require.Contains(t, bad["error"], "scopes")
+	require.Equal(t, 409, send(t, e, "POST", "/api/tokens", admin, `{"name":"reader","scopes":["read"]}`, nil), "a configured name")
+
+	var created adminapi.TokenView
+	require.Equal(t, 201, send(t, e, "POST", "/api/tokens", admin, `{"name":"ci","scopes":["publish:builds"]}`, &created))
+	require.NotEmpty(t, created.Token, "shown once")
+	require.Equal(t, 202, send(t, e, "POST", "/api/events", created.Token, `{"events":[{"topic":"builds/42"}]}`, nil))
+	require.Equal(t, 403, send(t, e, "POST", "/api/events", created.Token, `{"events":[{"topic":"transaction"}]}`, nil))
+
+	var list []adminapi.TokenView
+	require.Equal(t, 200, send(t, e, "GET", "/api/tokens", admin, "", &list))
+	names := map[string]string{}
+	for _, tv := range list {
+		names[tv.Name] = tv.Origin
+		require.Empty(t, tv.Token, "never listed with its value")
+	}
+	require.Equal(t, map[string]string{"admin": "config", "reader": "config", "agent": "config", "wallet": "config", "ci": "api"}, names)
+
+	require.Equal(t, 200, send(t, e, "DELETE", "/api/tokens/ci", admin, "", nil))
+	require.Equal(t, 401, send(t, e, "POST", "/api/events", created.Token, `{"events":[{"topic":"builds/43"}]}`, nil), "a deleted token no longer works")
+	require.Equal(t, 409, send(t, e, "DELETE", "/api/tokens/reader", admin, "", nil))
+}

@@ -75,6 +75,10 @@ type API struct {
 	// subscriptions may target ("hooks.example.com", "*.example.com",
 	// "host:8443").
 	SubscriptionHosts []string
+	// StoredTokens keeps tokens created through the API; ConfigTokens are
+	// those of config.toml (values unused here).
+	StoredTokens TokenStore
+	ConfigTokens []access.Token
 	// NextRun says when a job runs next (zero: not scheduled); nil when
 	// this process schedules nothing.
 	NextRun func(job string) time.Time
@@ -97,6 +101,7 @@ func (a *API) Handler(keys *access.Keyring) http.Handler {
 	mux.HandleFunc("POST /api/deliveries/{id}/replay", a.admin(a.replayOne))
 	mux.HandleFunc("POST /api/deliveries/replay", a.admin(a.replay))
 	a.subscriptionRoutes(mux)
+	a.tokenRoutes(mux)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, err := keys.Authenticate(r)
 		if err != nil {

@@ -1039,6 +1039,73 @@ func (s *SQLite) SubscriptionsVersion(ctx context.Context) (int64, error) {
 	return v, err
 }
 
+// CreateToken implements Store; ErrExists if the name is taken.
+func (s *SQLite) CreateToken(ctx context.Context, t StoredToken) error {
+	scopes, _ := json.Marshal(t.Scopes)
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `INSERT INTO tokens (name, hash, scopes, created_by, created_at) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT DO NOTHING`, t.Name, t.Hash, string(scopes), t.CreatedBy, ms(t.CreatedAt))
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("token %q: %w", t.Name, ErrExists)
+		}
+		return nil
+	})
+}
+
+// DeleteToken implements Store.
+func (s *SQLite) DeleteToken(ctx context.Context, name string) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM tokens WHERE name = ?`, name)
+		if err := mustAffect(res, err); err != nil {
+			return fmt.Errorf("token %q: %w", name, err)
+		}
+		return nil
+	})
+}
+
+const tokenColumns = `name, hash, scopes, created_by, created_at`
+
+func scanToken(sc interface{ Scan(...any) error }) (StoredToken, error) {
+	var t StoredToken
+	var scopes string
+	var created int64
+	if err := sc.Scan(&t.Name, &t.Hash, &scopes, &t.CreatedBy, &created); err != nil {
+		return t, err
+	}
+	t.CreatedAt = fromMS(created)
+	return t, json.Unmarshal([]byte(scopes), &t.Scopes)
+}
+
+// Tokens implements Store.
+func (s *SQLite) Tokens(ctx context.Context) ([]StoredToken, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+tokenColumns+` FROM tokens ORDER BY name`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []StoredToken
+	for rows.Next() {
+		t, err := scanToken(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+// TokenByHash implements Store; ErrNotFound when no token has it.
+func (s *SQLite) TokenByHash(ctx context.Context, hash []byte) (StoredToken, error) {
+	t, err := scanToken(s.db.QueryRowContext(ctx, `SELECT `+tokenColumns+` FROM tokens WHERE hash = ?`, hash))
+	if errors.Is(err, sql.ErrNoRows) {
+		return t, ErrNotFound
+	}
+	return t, err
+}
+
 // Pause implements Store.
 func (s *SQLite) Pause(ctx context.Context, subscription, reason string, at time.Time) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {

@@ -105,6 +105,12 @@ type Store interface {
 	// SweepIdempotencyKeys forgets keys used before before.
 	SweepIdempotencyKeys(ctx context.Context, before time.Time) (int, error)
 
+	// Tokens created through the API, looked up by hash.
+	CreateToken(ctx context.Context, t StoredToken) error
+	DeleteToken(ctx context.Context, name string) error
+	Tokens(ctx context.Context) ([]StoredToken, error)
+	TokenByHash(ctx context.Context, hash []byte) (StoredToken, error)
+
 	// Attempts returns a delivery's recorded attempts, oldest first.
 	Attempts(ctx context.Context, deliveryID int64) ([]Attempt, error)
 	// SweepAttempts forgets attempts made before before.
@@ -283,6 +289,15 @@ type StoredSubscription struct {
 	CreatedBy string // the token that created it
 	CreatedAt time.Time
 	UpdatedAt time.Time
+}
+
+// StoredToken is an API token created through the API: its hash only.
+type StoredToken struct {
+	Name      string
+	Hash      []byte // SHA-256 of the token
+	Scopes    []string
+	CreatedBy string
+	CreatedAt time.Time
 }
 
 // IdempotencyKey is a client's Idempotency-Key, per principal (token

@@ -56,6 +56,7 @@ func Run(t *testing.T, open Opener) {
 		"EventsAfter":                  testEventsAfter,
 		"StoredSubscriptions":          testStoredSubscriptions,
 		"AttemptsAreRecorded":          testAttempts,
+		"Tokens":                       testTokens,
 		"CompleteOutcomes":             testComplete,
 		"RescueExpiredLeases":          testRescue,
 		"ReplayKeepsEventID":           testReplay,
@@ -220,6 +221,24 @@ func testAppendEventsOnce(t *testing.T, s store.Store, other func() store.Store)
 	n, err := s.SweepIdempotencyKeys(ctx, t0.Add(time.Second))
 	require.NoError(t, err)
 	require.Equal(t, 2, n, "other/k1 and agent/race, used at t0, are swept; agent/k1 was used again at t0+25h")
+}
+
+func testTokens(t *testing.T, s store.Store, other func() store.Store) {
+	hash := []byte("0123456789abcdef0123456789abcdef")
+	require.NoError(t, s.CreateToken(ctx, store.StoredToken{Name: "ci", Hash: hash, Scopes: []string{"publish:builds"}, CreatedBy: "admin", CreatedAt: t0}))
+	require.ErrorIs(t, other().CreateToken(ctx, store.StoredToken{Name: "ci", Hash: []byte("x"), Scopes: []string{"read"}, CreatedAt: t0}), store.ErrExists)
+	got, err := other().TokenByHash(ctx, hash)
+	require.NoError(t, err)
+	require.Equal(t, store.StoredToken{Name: "ci", Hash: hash, Scopes: []string{"publish:builds"}, CreatedBy: "admin", CreatedAt: t0}, got)
+	_, err = s.TokenByHash(ctx, []byte("nope"))
+	require.ErrorIs(t, err, store.ErrNotFound)
+	all, err := s.Tokens(ctx)
+	require.NoError(t, err)
+	require.Len(t, all, 1)
+	require.NoError(t, s.DeleteToken(ctx, "ci"))
+	require.ErrorIs(t, s.DeleteToken(ctx, "ci"), store.ErrNotFound)
+	_, err = other().TokenByHash(ctx, hash)
+	require.ErrorIs(t, err, store.ErrNotFound, "a deleted token authenticates nobody, in any process")
 }
 
 func testAttempts(t *testing.T, s store.Store, other func() store.Store) {

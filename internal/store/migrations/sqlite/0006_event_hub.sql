@@ -41,3 +41,13 @@ CREATE TABLE attempts (
 );
 CREATE INDEX attempts_delivery ON attempts (delivery_id, id);
 CREATE INDEX attempts_age ON attempts (started_at);
+
+-- API tokens created through /api/tokens: only the SHA-256 of the token is
+-- kept; the token itself is shown once, when created.
+CREATE TABLE tokens (
+	name       TEXT    PRIMARY KEY,
+	hash       BLOB    NOT NULL UNIQUE,
+	scopes     TEXT    NOT NULL,
+	created_by TEXT    NOT NULL,
+	created_at INTEGER NOT NULL
+);
