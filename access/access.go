@@ -265,8 +265,10 @@ func NewKeyring(tokens []Token) (*Keyring, error) {
 func (k *Keyring) Empty() bool { return len(k.byHash) == 0 && k.Lookup == nil }
 
 // BearerToken returns the request's token: Authorization: Bearer,
-// X-VoltMX-Authorization (bare or Bearer), or a WebSocket subprotocol
-// "bearer.<token>" (browsers cannot set headers on a WebSocket).
+// X-VoltMX-Authorization (bare or Bearer), a WebSocket subprotocol
+// "bearer.<token>", or, for GET only, an access_token query parameter
+// (browsers' WebSocket and EventSource cannot set headers; the product's
+// logs redact it, but proxies may not: prefer the others).
 func BearerToken(r *http.Request) string {
 	if v, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
 		return strings.TrimSpace(v)
@@ -281,6 +283,9 @@ func BearerToken(r *http.Request) string {
 				return v
 			}
 		}
+	}
+	if r.Method == http.MethodGet {
+		return r.URL.Query().Get("access_token")
 	}
 	return ""
 }

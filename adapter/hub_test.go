@@ -1,6 +1,7 @@
 package adapter
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -246,7 +247,6 @@ func TestSubscriptionHostsKeepRuntimeTargetsAway(t *testing.T) {
 	require.Equal(t, 400, send(t, e, "POST", "/api/subscriptions", "test-admin-token", `{"name":"x","url":"https://a.example.com","colour":1}`, &out))
 	require.Contains(t, out["error"], `unknown field "colour"`)
 	require.Equal(t, 409, send(t, e, "POST", "/api/subscriptions", "test-admin-token", `{"name":"ok","url":"https://b.example.com"}`, nil))
-	_ = context.Background
 }
 
 func compareStrings(a, b string) int {
@@ -288,4 +288,68 @@ func TestTokensCreatedThroughTheAPI(t *testing.T) {
 	require.Equal(t, 200, send(t, e, "DELETE", "/api/tokens/ci", admin, "", nil))
 	require.Equal(t, 401, send(t, e, "POST", "/api/events", created.Token, `{"events":[{"topic":"builds/43"}]}`, nil), "a deleted token no longer works")
 	require.Equal(t, 409, send(t, e, "DELETE", "/api/tokens/reader", admin, "", nil))
+}
+
+// TestDataExportEventsStreamWithFreshLinks: a consumer without a webhook
+// reads the export's events over SSE (token in the query, as a browser's
+// EventSource must), each with a DownloadURL minted for that read.
+func TestDataExportEventsStreamWithFreshLinks(t *testing.T) {
+	t.Parallel()
+	e := hubEnv(t, nil)
+	startDaemon(t, e)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second) // a stream that stays silent fails, not hangs
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "GET", e.cfg.Server.PublicURL+"/api/stream?topics=dataexport&access_token=test-admin-token", nil)
+	require.NoError(t, err)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, 200, resp.StatusCode)
+	e.sim.EnqueueSample(testActivity)
+	require.Equal(t, 200, call(t, e, "POST", "/api/jobs/customer-groups/run?wait=true", "test-admin-token", nil))
+
+	dec := newSSEDecoder(resp.Body)
+	ev := dec.next(t)
+	require.Equal(t, "DataExportCompleted", ev.event)
+	var env struct {
+		ID            string         `json:"id"`
+		Topic         string         `json:"topic"`
+		ControlNumber int64          `json:"controlNumber"`
+		Data          map[string]any `json:"data"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(ev.data), &env))
+	require.Equal(t, fmt.Sprint(env.ControlNumber), ev.id)
+	require.Contains(t, env.Topic, "dataexport/customer-groups/")
+	url, _ := env.Data["DownloadURL"].(string)
+	require.NotEmpty(t, url)
+	file, err := http.Get(url)
+	require.NoError(t, err)
+	defer file.Body.Close()
+	require.Equal(t, 200, file.StatusCode, "the link minted for the stream downloads the file")
+}
+
+type sseDecoder struct{ sc *bufio.Scanner }
+
+type sseMessage struct{ id, event, data string }
+
+func newSSEDecoder(r io.Reader) *sseDecoder { return &sseDecoder{sc: bufio.NewScanner(r)} }
+
+func (d *sseDecoder) next(t *testing.T) sseMessage {
+	t.Helper()
+	var m sseMessage
+	for d.sc.Scan() {
+		line := d.sc.Text()
+		switch {
+		case line == "" && m.data != "":
+			return m
+		case len(line) > 4 && line[:4] == "id: ":
+			m.id = line[4:]
+		case len(line) > 7 && line[:7] == "event: ":
+			m.event = line[7:]
+		case len(line) > 6 && line[:6] == "data: ":
+			m.data = line[6:]
+		}
+	}
+	t.Fatalf("stream ended: %v", d.sc.Err())
+	return m
 }
