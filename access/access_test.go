@@ -53,7 +53,9 @@ func TestBearerTokenSources(t *testing.T) {
 	}{
 		{"authorization", "POST", func(r *http.Request) { r.Header.Set("Authorization", "Bearer tok-0123456789abcdef") }, true},
 		{"volt mx", "POST", func(r *http.Request) { r.Header.Set("X-VoltMX-Authorization", "tok-0123456789abcdef") }, true},
-		{"subprotocol", "GET", func(r *http.Request) { r.Header.Set("Sec-WebSocket-Protocol", "exportbridge, bearer.tok-0123456789abcdef") }, true},
+		{"subprotocol", "GET", func(r *http.Request) {
+			r.Header.Set("Sec-WebSocket-Protocol", "exportbridge, bearer.tok-0123456789abcdef")
+		}, true},
 		{"query on GET", "GET", func(r *http.Request) { r.URL.RawQuery = "access_token=tok-0123456789abcdef" }, true},
 		{"query on POST", "POST", func(r *http.Request) { r.URL.RawQuery = "access_token=tok-0123456789abcdef" }, false},
 		{"wrong", "GET", func(r *http.Request) { r.Header.Set("Authorization", "Bearer nope") }, false},
