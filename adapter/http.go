@@ -85,7 +85,9 @@ func (a *App) hubHandler(st store.Store, committed func()) *hub.Hub {
 		}
 		return dataexport.Render(ev, url, expires)
 	}
-	return hub.New(a.cfg.Hub, raiser, st, renderOther, a.keys, a.wake, a.log)
+	h := hub.New(a.cfg.Hub, raiser, st, renderOther, a.keys, a.wake, a.log)
+	h.Obs = a.Metrics
+	return h
 }
 
 // adminAPI is /api over this process's store, runner and publisher.

@@ -23,6 +23,9 @@ type Metrics struct {
 	deliveries *prometheus.CounterVec
 	circuit    *prometheus.GaugeVec
 	latency    prometheus.Histogram
+	raised     *prometheus.CounterVec
+	streams    *prometheus.GaugeVec
+	dropped    *prometheus.CounterVec
 }
 
 // NewMetrics registers the metrics on reg; counts reads delivery states at
@@ -47,8 +50,14 @@ func NewMetrics(reg prometheus.Registerer, counts func(context.Context) (map[str
 			Help: "1 while a subscription's circuit breaker is open (its target keeps failing; only probes go out), else 0."}, []string{"subscription"}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "exportbridge_delivery_latency_seconds",
 			Help: "Time from an event's commit to its successful delivery.", Buckets: prometheus.ExponentialBuckets(0.005, 2.5, 12)}),
+		raised: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "exportbridge_events_raised_total",
+			Help: "Events raised through the hub, by token."}, []string{"token"}),
+		streams: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "exportbridge_stream_clients",
+			Help: "Connected stream clients by kind: sse, websocket."}, []string{"kind"}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "exportbridge_stream_disconnects_total",
+			Help: "Stream clients the server disconnected, by kind and reason: behind, slow, pings."}, []string{"kind", "reason"}),
 	}
-	reg.MustRegister(m.polls, m.runs, m.packages, m.records, m.bytes, m.events, m.deliveries, m.circuit, m.latency,
+	reg.MustRegister(m.polls, m.runs, m.packages, m.records, m.bytes, m.events, m.deliveries, m.circuit, m.latency, m.raised, m.streams, m.dropped,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if counts != nil {
 		reg.MustRegister(&stateCollector{counts: counts, desc: prometheus.NewDesc("exportbridge_deliveries",
@@ -58,6 +67,31 @@ func NewMetrics(reg prometheus.Registerer, counts func(context.Context) (map[str
 }
 
 // The helpers are nil-safe so components can run without metrics.
+
+// Raised implements hub.Observer.
+func (m *Metrics) Raised(token string, events int) {
+	if m != nil {
+		m.raised.WithLabelValues(token).Add(float64(events))
+	}
+}
+
+// StreamOpened implements hub.Observer.
+func (m *Metrics) StreamOpened(kind string) {
+	if m != nil {
+		m.streams.WithLabelValues(kind).Inc()
+	}
+}
+
+// StreamClosed implements hub.Observer; dropped is the reason the server
+// disconnected the client ("" when the client left).
+func (m *Metrics) StreamClosed(kind, dropped string) {
+	if m != nil {
+		m.streams.WithLabelValues(kind).Dec()
+		if dropped != "" {
+			m.dropped.WithLabelValues(kind, dropped).Inc()
+		}
+	}
+}
 
 // Poll counts a source's poll (the sources report them).
 func (m *Metrics) Poll(job, result string) {

@@ -96,8 +96,31 @@ func (c Config) Validate() conf.Problems {
 	return ps
 }
 
+// Observer is told what the hub does (metrics).
+type Observer interface {
+	Raised(token string, events int)
+	StreamOpened(kind string)
+	// StreamClosed: dropped is why the server disconnected the client
+	// (behind, slow, pings), "" when the client left.
+	StreamClosed(kind, dropped string)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) Raised(string, int)          {}
+func (nopObserver) StreamOpened(string)         {}
+func (nopObserver) StreamClosed(string, string) {}
+
+// Reasons a stream client is dropped.
+const (
+	DroppedBehind = "behind"
+	DroppedSlow   = "slow"
+	DroppedPings  = "pings"
+)
+
 // Hub serves raising and streams.
 type Hub struct {
+	Obs    Observer
 	cfg    Config
 	Raiser *Raiser
 	Events EventReader
@@ -116,7 +139,7 @@ func New(cfg Config, raiser *Raiser, events EventReader, renderOther func(contex
 	wake *Broadcaster, log zerolog.Logger) *Hub {
 	cfg = cfg.WithDefaults()
 	raiser.Limits = cfg.Limits
-	return &Hub{cfg: cfg, Raiser: raiser, Events: events, RenderOther: renderOther, Keys: keys, Wake: wake,
+	return &Hub{Obs: nopObserver{}, cfg: cfg, Raiser: raiser, Events: events, RenderOther: renderOther, Keys: keys, Wake: wake,
 		Ticker: func(d time.Duration) (<-chan time.Time, func()) { t := time.NewTicker(d); return t.C, t.Stop },
 		Log:    log.With().Str("component", "hub").Logger()}
 }
@@ -188,6 +211,7 @@ func (h *Hub) raise(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.Log.Info().Str("token", p.Name).Int("events", len(out)).Msg("events raised")
+	h.Obs.Raised(p.Name, len(out))
 	writeJSON(w, http.StatusAccepted, map[string]any{"events": out})
 }
 
@@ -292,6 +316,9 @@ func (h *Hub) sse(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	log := h.Log.With().Str("token", p.Name).Str("stream", "sse").Logger()
+	h.Obs.StreamOpened("sse")
+	dropped := ""
+	defer func() { h.Obs.StreamClosed("sse", dropped) }()
 	ping := time.NewTicker(h.cfg.SSEPing)
 	defer ping.Stop()
 	for {
@@ -299,6 +326,9 @@ func (h *Hub) sse(w http.ResponseWriter, r *http.Request) {
 		msgs, more, err := h.read(r.Context(), c, pageSize)
 		if err != nil {
 			if r.Context().Err() == nil {
+				if errors.Is(err, ErrBehind) {
+					dropped = DroppedBehind
+				}
 				log.Warn().Err(err).Int64("after", c.after).Msg("SSE stream ended")
 				_ = write(fmt.Sprintf("event: error\ndata: %q\n\n", err.Error()))
 			}
@@ -311,6 +341,9 @@ func (h *Hub) sse(w http.ResponseWriter, r *http.Request) {
 			}
 			_ = json.Unmarshal(m, &head)
 			if err := write(fmt.Sprintf("id: %d\nevent: %s\ndata: %s\n\n", head.ControlNumber, sseField(head.Type), m)); err != nil {
+				if r.Context().Err() == nil {
+					dropped = DroppedSlow
+				}
 				log.Info().Err(err).Msg("SSE client gone or too slow: disconnected")
 				return
 			}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"sync"
@@ -52,19 +53,30 @@ func (h *Hub) websocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	conn := &wsConn{h: h, c: c, p: p, wake: make(chan struct{}, 1), cur: cursor{after: after, p: p}}
+	h.Obs.StreamOpened("websocket")
+	dropped := ""
+	defer func() { h.Obs.StreamClosed("websocket", dropped) }()
 	ctx, cancel := context.WithCancelCause(r.Context())
 	defer cancel(nil)
 	go func() { cancel(conn.readLoop(ctx)) }()
 	go func() { cancel(conn.pingLoop(ctx)) }()
 	err = conn.writeLoop(ctx)
-	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+	// The writer's own reasons first: a write that timed out also closes
+	// the connection, which ends the reader with an error of its own.
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) && !errors.Is(err, errSlow) && !errors.Is(err, ErrBehind) {
 		err = cause
 	}
 	status, reason := websocket.StatusNormalClosure, ""
 	switch {
 	case errors.Is(err, ErrBehind):
+		dropped = DroppedBehind
 		status, reason = websocket.StatusPolicyViolation, "fell too far behind; resume from the last controlNumber received"
+	case errors.Is(err, errSlow):
+		dropped = DroppedSlow
+		h.Log.Info().Str("token", p.Name).Msg("WebSocket client too slow to take a message: disconnected")
+		return
 	case errors.Is(err, errPingsUnanswered):
+		dropped = DroppedPings
 		// The peer does not answer: no close handshake to wait for.
 		h.Log.Info().Str("token", p.Name).Int("missed_pings", h.cfg.MissedPings).Msg("WebSocket client stopped answering pings: disconnected")
 		return
@@ -109,8 +121,18 @@ func (w *wsConn) send(ctx context.Context, v any) error {
 func (w *wsConn) sendRaw(ctx context.Context, b []byte) error {
 	wctx, cancel := context.WithTimeout(ctx, w.h.cfg.WriteTimeout)
 	defer cancel()
-	return w.c.Write(wctx, websocket.MessageText, b)
+	err := w.c.Write(wctx, websocket.MessageText, b)
+	// wctx's own deadline, not the connection's end: the timed-out write
+	// closes the connection, which may end the reader (and cancel ctx)
+	// before this line runs.
+	if err != nil && errors.Is(wctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("%w: %v", errSlow, err)
+	}
+	return err
 }
+
+// errSlow: the client did not take a message within write_timeout.
+var errSlow = errors.New("hub: the client did not take a message in time")
 
 func (w *wsConn) poke() {
 	select {
