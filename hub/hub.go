@@ -330,7 +330,8 @@ func (h *Hub) sse(w http.ResponseWriter, r *http.Request) {
 					dropped = DroppedBehind
 				}
 				log.Warn().Err(err).Int64("after", c.after).Msg("SSE stream ended")
-				_ = write(fmt.Sprintf("event: error\ndata: %q\n\n", err.Error()))
+				msg, _ := json.Marshal(map[string]string{"error": err.Error()})
+				_ = write("event: error\ndata: " + string(msg) + "\n\n")
 			}
 			return
 		}

@@ -520,3 +520,31 @@ func TestSlowStreamClientIsDroppedWhileAFastOneKeepsUp(t *testing.T) {
 }
 
 var _ = bytes.NewReader
+
+func TestAReaderTooFarBehindIsDisconnectedWithAReason(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, hub.Config{MaxLag: 300})
+	for range 6 {
+		topics := make([]string, 100)
+		for i := range topics {
+			topics[i] = "transaction/credit"
+		}
+		f.raise(agentTok, topics...)
+	}
+	r := f.openSSE(readerTok, "?topics=transaction", "0")
+	ev := r.next(t)
+	require.Equal(t, "error", ev.event)
+	require.Empty(t, ev.id)
+	require.Contains(t, ev.data["error"], "too far behind")
+	require.Eventually(t, func() bool { return f.obs.droppedFor("sse/behind") == 1 }, 5*time.Second, 10*time.Millisecond)
+
+	// Long poll answers what it has and says there is more; from near the
+	// end it is within the lag.
+	status, out := f.do("GET", "/api/events?topics=transaction&after=0&limit=10", readerTok, "")
+	require.Equal(t, 200, status)
+	require.Equal(t, true, out["more"])
+	status, out = f.do("GET", "/api/events?topics=transaction&after=550&limit=100", readerTok, "")
+	require.Equal(t, 200, status)
+	require.Len(t, out["events"], 50)
+	require.Equal(t, false, out["more"])
+}
