@@ -415,6 +415,9 @@ func TestWebSocketSpeaksVoltMXServerEvents(t *testing.T) {
 	require.Equal(t, "events", ack["ack"])
 	require.Len(t, ack["events"], 1)
 	require.Equal(t, map[string]any{"amount": float64(7)}, own["event"].(map[string]any)["data"], "raised over the socket, received on it")
+	f.obs.mu.Lock()
+	require.Equal(t, 2, f.obs.raised, "raises over HTTP and over the socket are counted")
+	f.obs.mu.Unlock()
 
 	wsSend(t, c, `{"events":[{"topic":"orders"}]}`)
 	require.Contains(t, wsRead(t, c)["error"], "lacks scope publish:orders")

@@ -205,6 +205,8 @@ func (w *wsConn) raise(ctx context.Context, data []byte) any {
 	if err == nil {
 		var out []Raised
 		if out, err = w.h.Raiser.Raise(ctx, w.p, "", req); err == nil {
+			w.h.Log.Info().Str("token", w.p.Name).Int("events", len(out)).Str("via", "websocket").Msg("events raised")
+			w.h.Obs.Raised(w.p.Name, len(out))
 			return map[string]any{"ack": "events", "events": out}
 		}
 	}
