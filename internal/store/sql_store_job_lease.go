@@ -8,17 +8,19 @@ import (
 )
 
 // AcquireJobLease implements Store.
-func (s *SQLite) AcquireJobLease(ctx context.Context, job, owner string, now, until time.Time) (JobLease, error) {
+func (s *sqlStore) AcquireJobLease(ctx context.Context, job, owner string, now, until time.Time) (JobLease, error) {
 	l := JobLease{Job: job, Owner: owner, ExpiresAt: until}
 	err := s.tx(ctx, func(tx *sql.Tx) error {
+		// A job's row exists from its first acquisition on (token 0, expired),
+		// so concurrent first acquisitions lock one row instead of racing to
+		// insert it.
+		if _, err := tx.ExecContext(ctx, `INSERT INTO job_leases (job, owner, token, expires_at) VALUES (?, '', 0, 0) ON CONFLICT DO NOTHING`, job); err != nil {
+			return err
+		}
 		var cur JobLease
 		var expires int64
-		err := tx.QueryRowContext(ctx, `SELECT owner, token, expires_at FROM job_leases WHERE job = ?`, job).Scan(&cur.Owner, &cur.Token, &expires)
+		err := tx.QueryRowContext(ctx, `SELECT owner, token, expires_at FROM job_leases WHERE job = ?`+s.d.forUpdate, job).Scan(&cur.Owner, &cur.Token, &expires)
 		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			l.Token = 1
-			_, err = tx.ExecContext(ctx, `INSERT INTO job_leases (job, owner, token, expires_at) VALUES (?, ?, ?, ?)`, job, owner, l.Token, ms(until))
-			return err
 		case err != nil:
 			return err
 		case expires >= ms(now) && cur.Owner != owner:
@@ -37,7 +39,7 @@ func (s *SQLite) AcquireJobLease(ctx context.Context, job, owner string, now, un
 }
 
 // RenewJobLease implements Store.
-func (s *SQLite) RenewJobLease(ctx context.Context, l JobLease, now, until time.Time) (JobLease, error) {
+func (s *sqlStore) RenewJobLease(ctx context.Context, l JobLease, now, until time.Time) (JobLease, error) {
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE job_leases SET expires_at = ? WHERE job = ? AND owner = ? AND token = ? AND expires_at >= ?`,
 			ms(until), l.Job, l.Owner, l.Token, ms(now))
@@ -55,7 +57,7 @@ func (s *SQLite) RenewJobLease(ctx context.Context, l JobLease, now, until time.
 }
 
 // ReleaseJobLease implements Store.
-func (s *SQLite) ReleaseJobLease(ctx context.Context, l JobLease) error {
+func (s *sqlStore) ReleaseJobLease(ctx context.Context, l JobLease) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `UPDATE job_leases SET expires_at = 0 WHERE job = ? AND owner = ? AND token = ?`, l.Job, l.Owner, l.Token)
 		return err
@@ -63,12 +65,13 @@ func (s *SQLite) ReleaseJobLease(ctx context.Context, l JobLease) error {
 }
 
 // checkLease is the fence inside a write transaction: l must still be held.
-func checkLease(ctx context.Context, tx *sql.Tx, l *JobLease, now time.Time) error {
+func (s *sqlStore) checkLease(ctx context.Context, tx *sql.Tx, l *JobLease, now time.Time) error {
 	if l == nil {
 		return nil
 	}
 	var one int
-	err := tx.QueryRowContext(ctx, `SELECT 1 FROM job_leases WHERE job = ? AND owner = ? AND token = ? AND expires_at >= ?`,
+	// Locked until the commit: a new holder waits for it (PostgreSQL).
+	err := tx.QueryRowContext(ctx, `SELECT 1 FROM job_leases WHERE job = ? AND owner = ? AND token = ? AND expires_at >= ?`+s.d.forShare,
 		l.Job, l.Owner, l.Token, ms(now)).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return ErrLeaseLost
@@ -77,21 +80,17 @@ func checkLease(ctx context.Context, tx *sql.Tx, l *JobLease, now time.Time) err
 }
 
 // StartRun implements Store.
-func (s *SQLite) StartRun(ctx context.Context, r Run) (int64, error) {
+func (s *sqlStore) StartRun(ctx context.Context, r Run) (int64, error) {
 	var id int64
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO runs (job, owner, started_at, outcome) VALUES (?, ?, ?, ?)`, r.Job, r.Owner, ms(r.StartedAt), RunRunning)
-		if err != nil {
-			return err
-		}
-		id, err = res.LastInsertId()
-		return err
+		return tx.QueryRowContext(ctx, `INSERT INTO runs (job, owner, started_at, outcome) VALUES (?, ?, ?, ?) RETURNING id`,
+			r.Job, r.Owner, ms(r.StartedAt), RunRunning).Scan(&id)
 	})
 	return id, err
 }
 
 // FinishRun implements Store.
-func (s *SQLite) FinishRun(ctx context.Context, r Run) error {
+func (s *sqlStore) FinishRun(ctx context.Context, r Run) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE runs SET finished_at = ?, outcome = ?, packages = ?, duplicates = ?, events = ?, error = ? WHERE id = ?`,
 			ms(r.FinishedAt), r.Outcome, r.Packages, r.Duplicates, r.Events, r.Error, r.ID)
@@ -100,7 +99,7 @@ func (s *SQLite) FinishRun(ctx context.Context, r Run) error {
 }
 
 // Runs implements Store.
-func (s *SQLite) Runs(ctx context.Context, job string, limit int) ([]Run, error) {
+func (s *sqlStore) Runs(ctx context.Context, job string, limit int) ([]Run, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT id, job, owner, started_at, finished_at, outcome, packages, duplicates, events, error
 		FROM runs WHERE job = ? ORDER BY id DESC LIMIT ?`, job, limit)
 	if err != nil {
@@ -121,7 +120,7 @@ func (s *SQLite) Runs(ctx context.Context, job string, limit int) ([]Run, error)
 }
 
 // JobLeases implements Store.
-func (s *SQLite) JobLeases(ctx context.Context, now time.Time) (map[string]JobLease, error) {
+func (s *sqlStore) JobLeases(ctx context.Context, now time.Time) (map[string]JobLease, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT job, owner, token, expires_at FROM job_leases WHERE expires_at >= ?`, ms(now))
 	if err != nil {
 		return nil, err
