@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/exportbridge/exportbridge/internal/conf"
@@ -10,11 +11,19 @@ import (
 
 // Config selects and locates the store ([store] in config.toml).
 type Config struct {
-	// Driver is "sqlite" (embedded, the default). A PostgreSQL driver for
-	// several replicas is planned behind the same interface.
+	// Driver is "sqlite" (embedded, the default) or "postgres" (several
+	// replicas on one database).
 	Driver string `koanf:"driver"`
-	// DSN is the database file for sqlite. Default "data/exportbridge.db".
+	// DSN is the database file for sqlite (default "data/exportbridge.db"),
+	// or a postgres://user:password@host:port/db?sslmode=… URL.
 	DSN string `koanf:"dsn" secret:"true"`
+	// MaxConns bounds the PostgreSQL connection pool. Default 10.
+	MaxConns int `koanf:"max_conns"`
+	// StatementTimeout bounds one PostgreSQL statement. Default 30s.
+	StatementTimeout time.Duration `koanf:"statement_timeout"`
+	// ApplicationName is how connections show in pg_stat_activity.
+	// Default "exportbridge".
+	ApplicationName string `koanf:"application_name"`
 	// LeaseTTL is how long a delivery or job lease lasts without renewal.
 	// Live processes renew theirs every LeaseTTL/3; the work of a process
 	// that died is taken over by another (or by the next start) once its
@@ -32,8 +41,10 @@ func Open(ctx context.Context, cfg Config) (Store, error) {
 	switch cfg.Driver {
 	case "sqlite":
 		return OpenSQLite(ctx, cfg.DSN)
+	case "postgres":
+		return OpenPostgres(ctx, cfg)
 	default:
-		return nil, fmt.Errorf("store: unsupported driver %q (supported: \"sqlite\")", cfg.Driver)
+		return nil, fmt.Errorf("store: unsupported driver %q (supported: \"sqlite\", \"postgres\")", cfg.Driver)
 	}
 }
 
@@ -42,8 +53,17 @@ func (c Config) WithDefaults() Config {
 	if c.Driver == "" {
 		c.Driver = "sqlite"
 	}
-	if c.DSN == "" {
+	if c.DSN == "" && c.Driver == "sqlite" {
 		c.DSN = "data/exportbridge.db"
+	}
+	if c.MaxConns == 0 {
+		c.MaxConns = 10
+	}
+	if c.StatementTimeout == 0 {
+		c.StatementTimeout = 30 * time.Second
+	}
+	if c.ApplicationName == "" {
+		c.ApplicationName = "exportbridge"
 	}
 	if c.LeaseTTL == 0 {
 		c.LeaseTTL = 30 * time.Second
@@ -57,8 +77,20 @@ func (c Config) WithDefaults() Config {
 // Validate reports problems keyed relative to [store].
 func (c Config) Validate() conf.Problems {
 	var ps conf.Problems
-	if c.Driver != "sqlite" {
-		ps.Add("driver", `unsupported driver %q (supported: "sqlite")`, c.Driver)
+	switch c.Driver {
+	case "sqlite":
+	case "postgres":
+		if !strings.HasPrefix(c.DSN, "postgres://") && !strings.HasPrefix(c.DSN, "postgresql://") {
+			ps.Add("dsn", `must be a postgres:// URL for driver "postgres"`)
+		}
+		if c.MaxConns < 2 {
+			ps.Add("max_conns", "must be at least 2, got %d", c.MaxConns)
+		}
+		if c.StatementTimeout < time.Second {
+			ps.Add("statement_timeout", "must be at least 1s, got %s", c.StatementTimeout)
+		}
+	default:
+		ps.Add("driver", `unsupported driver %q (supported: "sqlite", "postgres")`, c.Driver)
 	}
 	if c.LeaseTTL < 300*time.Millisecond {
 		ps.Add("lease_ttl", "must be at least 300ms, got %s", c.LeaseTTL)

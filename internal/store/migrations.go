@@ -66,9 +66,14 @@ func splitStatements(sql string) []string {
 	return out
 }
 
-// LatestSchemaVersion is the schema version this binary migrates to.
-func LatestSchemaVersion() int {
-	steps, err := loadMigrations("sqlite")
+// LatestSchemaVersion is the schema version this binary migrates SQLite
+// databases to.
+func LatestSchemaVersion() int { return LatestSchemaVersionOf("sqlite") }
+
+// LatestSchemaVersionOf is the schema version this binary migrates
+// driver's databases to.
+func LatestSchemaVersionOf(driver string) int {
+	steps, err := loadMigrations(driver)
 	if err != nil {
 		return 0
 	}

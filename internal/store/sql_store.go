@@ -67,7 +67,7 @@ type dialect struct {
 // others (SQLite: IMMEDIATE, one writer; PostgreSQL: an advisory lock) and
 // reads the version again, so each step runs exactly once.
 func (s *sqlStore) migrateTo(ctx context.Context, version int) error {
-	steps, err := loadMigrations("sqlite")
+	steps, err := loadMigrations(s.d.name)
 	if err != nil {
 		return err
 	}

@@ -54,6 +54,7 @@ func Run(t *testing.T, open Opener) {
 		"Release":                      testRelease,
 		"AppendEventsOnce":             testAppendEventsOnce,
 		"EventsAfter":                  testEventsAfter,
+		"ReadersNeverMissACommit":      testReadersNeverMiss,
 		"StoredSubscriptions":          testStoredSubscriptions,
 		"AttemptsAreRecorded":          testAttempts,
 		"Tokens":                       testTokens,
@@ -307,6 +308,55 @@ func testStoredSubscriptions(t *testing.T, s store.Store, other func() store.Sto
 	subs, _, err = other().StoredSubscriptions(ctx)
 	require.NoError(t, err)
 	require.Len(t, subs, 1)
+}
+
+// testReadersNeverMiss: committers on two handles append events while a
+// reader follows EventsAfter from the last number it saw. It must see
+// every event: a number assigned but committed after a larger one would
+// be skipped for good.
+func testReadersNeverMiss(t *testing.T, s store.Store, other func() store.Store) {
+	const writers, batches = 4, 25
+	handles := []store.Store{s, other()}
+	reader := other()
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			h := handles[w%2]
+			for b := range batches {
+				_, err := h.AppendEvents(ctx, []store.NewEvent{raised(fmt.Sprintf("w%d-b%d-0", w, b), "x"), raised(fmt.Sprintf("w%d-b%d-1", w, b), "x")}, t0)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	go func() { wg.Wait(); close(done) }()
+	seen := map[string]bool{}
+	var after int64
+	finished := false
+	for !finished {
+		select {
+		case <-done:
+			finished = true // one more read after the last commit
+		default:
+		}
+		evs, err := reader.EventsAfter(ctx, after, 50)
+		require.NoError(t, err)
+		for _, e := range evs {
+			require.Greater(t, e.ControlNumber, after)
+			after = e.ControlNumber
+			require.False(t, seen[e.ID], "read twice: %s", e.ID)
+			seen[e.ID] = true
+		}
+		if finished && len(evs) == 50 {
+			finished = false // drain
+		}
+	}
+	require.Equal(t, writers*batches*2, len(seen), "every committed event was read, none skipped")
 }
 
 func testEventsAfter(t *testing.T, s store.Store, other func() store.Store) {
