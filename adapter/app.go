@@ -191,6 +191,22 @@ func StartApp(ctx context.Context, cfg *Config, log zerolog.Logger, opts AppOpti
 		publish.WithObserver(a.Metrics), publish.WithRenderer(render), publish.WithAttemptHook(func() { opts.Failpoint.reached(fpDuringDeliver) }))
 	a.wake = hub.NewBroadcaster()
 	committed := func() { a.Pub.Notify(); a.wake.Notify() }
+	// Other processes' commits, replays and resumes wake this one at once
+	// where the store can say so (PostgreSQL); polling is the backstop.
+	if l, ok := st.(interface {
+		Listen(ctx context.Context, wake func(), log func(error))
+	}); ok {
+		listenCtx, listenCancel := context.WithCancel(context.WithoutCancel(ctx))
+		listenDone := make(chan struct{})
+		listenLog := log.With().Str("component", "store").Logger()
+		go func() {
+			defer close(listenDone)
+			l.Listen(listenCtx, committed, func(err error) {
+				listenLog.Warn().Err(err).Msg("listening for other processes' commits failed; reconnecting (polling covers meanwhile)")
+			})
+		}()
+		a.stops = append(a.stops, func(context.Context) error { listenCancel(); <-listenDone; return nil })
+	}
 	jobs, err := a.jobs(log)
 	if err != nil {
 		return nil, err

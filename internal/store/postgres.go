@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -29,7 +30,11 @@ var postgresDialect = dialect{
 	forShare:       ` FOR SHARE`,
 	lockEvents:     `SELECT pg_advisory_xact_lock(7304201)`,
 	lockMigrations: `SELECT pg_advisory_xact_lock(7304202)`,
+	notify:         `SELECT pg_notify('` + notifyChannel + `', '')`,
 }
+
+// notifyChannel is where a commit that makes deliveries due is announced.
+const notifyChannel = "exportbridge_due"
 
 // Postgres is the Store for several replicas: PostgreSQL through pgx's
 // connection pool.
@@ -92,6 +97,48 @@ func (s *Postgres) Ping(ctx context.Context) error {
 		return fmt.Errorf("%w: %w", ErrReadOnly, err)
 	}
 	return err
+}
+
+// Listen calls wake whenever any process commits events, replays,
+// resumes, rescues or releases deliveries, until ctx ends. A dropped
+// connection is replaced (after a second); meanwhile, and always, the
+// engine's polling is the backstop, so a replica that cannot listen still
+// delivers, only later.
+func (s *Postgres) Listen(ctx context.Context, wake func(), log func(error)) {
+	for ctx.Err() == nil {
+		err := s.listenOnce(ctx, wake)
+		if ctx.Err() != nil {
+			return
+		}
+		log(err)
+		t := time.NewTimer(time.Second)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (s *Postgres) listenOnce(ctx context.Context, wake func()) error {
+	pc, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	// Not returned to the pool: a listening connection is this loop's alone.
+	conn := pc.Hijack()
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, "LISTEN "+notifyChannel); err != nil {
+		return err
+	}
+	wake() // anything committed while no one listened
+	for {
+		if _, err := conn.WaitForNotification(ctx); err != nil {
+			return err
+		}
+		wake()
+	}
 }
 
 // Close implements Store; it is idempotent.

@@ -80,3 +80,59 @@ func TestPostgresConfigIsValidated(t *testing.T) {
 	require.Error(t, err)
 	require.NotContains(t, err.Error(), "SECRET-PW", "the password stays out of errors")
 }
+
+// TestPostgresListenWakesOtherReplicas: a commit in one replica wakes the
+// listener of another; when the listening connection is killed, the
+// listener comes back and wakes on the next commit.
+func TestPostgresListenWakesOtherReplicas(t *testing.T) {
+	t.Parallel()
+	dsn := testservice.Postgres(t)
+	open := func(app string) *store.Postgres {
+		s, err := store.OpenPostgres(context.Background(), store.Config{Driver: "postgres", DSN: dsn, MaxConns: 3, ApplicationName: app})
+		require.NoError(t, err)
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	a, b := open("replica-a"), open("listen-test-"+t.Name())
+	woken := make(chan struct{}, 16)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	listening := make(chan struct{})
+	go b.Listen(ctx, func() {
+		select {
+		case woken <- struct{}{}:
+		default:
+		}
+		select {
+		case <-listening:
+		default:
+			close(listening)
+		}
+	}, func(error) {})
+	<-listening // the first wake-up says it listens
+	drain := func() {
+		for len(woken) > 0 {
+			<-woken
+		}
+	}
+	waitWake := func(msg string) {
+		t.Helper()
+		select {
+		case <-woken:
+		case <-time.After(10 * time.Second):
+			t.Fatal(msg)
+		}
+	}
+	drain()
+	_, err := a.AppendEvents(context.Background(), []store.NewEvent{{Event: store.Event{ID: "n1", Type: "T", Topic: "x", Body: []byte(`{}`)}, Subscriptions: []string{"s"}}}, time.Now())
+	require.NoError(t, err)
+	waitWake("a commit in another replica wakes the listener")
+
+	// Kill the listening connection: the listener reconnects by itself.
+	require.NoError(t, a.ExecForTest(context.Background(), `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'listen-test-`+t.Name()+`' AND query LIKE 'LISTEN%'`))
+	waitWake("the listener is back (its first wake-up on reconnecting)")
+	drain()
+	_, err = a.Replay(context.Background(), store.Filter{State: store.StatePending}, time.Now())
+	require.NoError(t, err)
+	waitWake("a replay wakes it too")
+}

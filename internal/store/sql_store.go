@@ -59,6 +59,10 @@ type dialect struct {
 	lockEvents string
 	// lockMigrations runs first in every migration transaction.
 	lockMigrations string
+	// notify, in a transaction that makes deliveries due (new events, a
+	// replay, a resume, a rescue, a release), tells the other processes at
+	// its commit (PostgreSQL: NOTIFY; SQLite's readers poll).
+	notify string
 }
 
 // migrateTo applies pending migrations up to version (0: all; the upgrade
@@ -342,6 +346,9 @@ func (s *sqlStore) insertEvents(ctx context.Context, tx *sql.Tx, events []NewEve
 	if err := s.lockEvents(ctx, tx); err != nil {
 		return nil, err
 	}
+	if err := s.notify(ctx, tx); err != nil {
+		return nil, err
+	}
 	args := make([]any, 0, len(events)*11)
 	var deliveries []any
 	for _, e := range events {
@@ -447,6 +454,16 @@ func (s *sqlStore) insertRows(ctx context.Context, tx *sql.Tx, ins rowInsert, ar
 		}
 	}
 	return nil
+}
+
+// notify tells the other processes, at tx's commit, that deliveries came
+// due.
+func (s *sqlStore) notify(ctx context.Context, tx *sql.Tx) error {
+	if s.d.notify == "" {
+		return nil
+	}
+	_, err := tx.ExecContext(ctx, s.d.notify)
+	return err
 }
 
 // lockEvents takes the dialect's ControlNumber lock for the transaction.
@@ -806,6 +823,9 @@ func (s *sqlStore) Release(ctx context.Context, owner string, ids ...int64) erro
 	}
 	list, _ := json.Marshal(ids)
 	return s.tx(ctx, func(tx *sql.Tx) error {
+		if err := s.notify(ctx, tx); err != nil {
+			return err
+		}
 		_, err := tx.ExecContext(ctx, `UPDATE deliveries SET state = 'pending', attempt = attempt - 1, lease_owner = '', lease_until = 0
 			WHERE id IN (`+s.d.idList+`) AND state = 'in_flight' AND lease_owner = ?`, string(list), owner)
 		return err
@@ -831,6 +851,9 @@ func (s *sqlStore) RenewLeases(ctx context.Context, owner string, now, until tim
 func (s *sqlStore) Rescue(ctx context.Context, now time.Time) (int, error) {
 	var n int64
 	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if err := s.notify(ctx, tx); err != nil {
+			return err
+		}
 		res, err := tx.ExecContext(ctx, `UPDATE deliveries SET state = 'pending', next_attempt_at = ?, lease_owner = '', lease_until = 0, updated_at = ?
 			WHERE state = 'in_flight' AND lease_until < ?`, ms(now), ms(now), ms(now))
 		if err != nil {
@@ -885,6 +908,9 @@ func (s *sqlStore) Replay(ctx context.Context, f Filter, now time.Time) (int, er
 	where, args := f.where()
 	var n int64
 	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if err := s.notify(ctx, tx); err != nil {
+			return err
+		}
 		res, err := tx.ExecContext(ctx, `UPDATE deliveries SET state = 'pending', attempt = 0, next_attempt_at = ?, lease_until = 0, updated_at = ?, delivered_at = 0
 			WHERE id IN (SELECT d.id FROM deliveries d`+where+`)`, append([]any{ms(now), ms(now)}, args...)...)
 		if err != nil {
@@ -1088,6 +1114,9 @@ func (s *sqlStore) Pause(ctx context.Context, subscription, reason string, at ti
 // Resume implements Store.
 func (s *sqlStore) Resume(ctx context.Context, subscription string) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
+		if err := s.notify(ctx, tx); err != nil {
+			return err
+		}
 		_, err := tx.ExecContext(ctx, `DELETE FROM subscription_pauses WHERE subscription = ?`, subscription)
 		return err
 	})
