@@ -427,6 +427,9 @@ func (a *App) Fatal() <-chan error { return a.fatal }
 // files: they belong to a database that was lost or moved, and starting
 // afresh would orphan them and forget every message processed.
 func checkStoreNotLost(cfg *Config) error {
+	if cfg.Store.Driver != "sqlite" {
+		return nil // a server's database is not a file that can vanish beside the files
+	}
 	if _, err := os.Stat(cfg.Store.DSN); !errors.Is(err, os.ErrNotExist) {
 		return nil
 	}

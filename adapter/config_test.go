@@ -258,3 +258,32 @@ func TestSecretValuesAreNeverPrinted(t *testing.T) {
 		})
 	}
 }
+
+func TestStoreAndHubKeysAreValidatedByLine(t *testing.T) {
+	t.Parallel()
+	toml := `[store]
+driver = "postgres"
+dsn = "mysql://u:SECRET-PW@db/eb"
+max_conns = 1
+statement_timeout = "10ms"
+
+[hub]
+ws_ping = "-1s"
+
+[[tokens]]
+name = "agent"
+token = "short"
+scopes = ["publish:"]
+`
+	_, err := load(t, toml, nil)
+	var ce *ConfigError
+	require.ErrorAs(t, err, &ce)
+	got := map[string]int{}
+	for _, p := range ce.Problems {
+		got[p.Key] = p.Line
+	}
+	require.Equal(t, map[string]int{"store.dsn": 3, "store.max_conns": 4, "store.statement_timeout": 5, "hub.ws_ping": 8,
+		"tokens[0].token": 12, "tokens[0].scopes": 13}, got)
+	require.NotContains(t, err.Error(), "SECRET-PW")
+	require.NotContains(t, err.Error(), "short", "a token's value is a secret")
+}

@@ -18,7 +18,7 @@ import (
 func printConfigSummary(w io.Writer, path string, cfg *adapter.Config) {
 	fmt.Fprintf(w, "%s: OK\n", path)
 	fmt.Fprintf(w, "  server: %s (public %s), api %s\n", cfg.Server.Listen, cfg.Server.PublicURL, onOff(cfg.Server.AdminToken != ""))
-	fmt.Fprintf(w, "  store: %s %s; files: %s (links %s, kept %s)\n", cfg.Store.Driver, cfg.Store.DSN, cfg.Files.Dir, cfg.Files.URLTTL, cfg.Files.Retention)
+	fmt.Fprintf(w, "  store: %s %s; files: %s (links %s, kept %s)\n", cfg.Store.Driver, redact.URL(cfg.Store.DSN), cfg.Files.Dir, cfg.Files.URLTTL, cfg.Files.Retention)
 	if cfg.Simulator.Enabled {
 		fmt.Fprintf(w, "  simulator: on at %s\n", cfg.Simulator.Listen)
 	}
