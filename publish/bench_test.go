@@ -17,6 +17,7 @@ import (
 	"github.com/exportbridge/exportbridge/dataexport"
 	"github.com/exportbridge/exportbridge/internal/files"
 	"github.com/exportbridge/exportbridge/internal/store"
+	"github.com/exportbridge/exportbridge/internal/testservice"
 	"github.com/exportbridge/exportbridge/publish"
 )
 
@@ -259,6 +260,142 @@ func rawCeiling(b *testing.B, subs []*publish.Subscription, total int) time.Dura
 				for range work {
 					if _, err := sender.Send(context.Background(), publish.Request{Sub: s, EventID: ev.ID, CEType: ev.CEType, Source: ev.Source,
 						Subject: ev.Subject, Time: ev.CreatedAt, Attempt: 1, Body: body, Now: time.Now()}); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	return time.Since(start)
+}
+
+// BenchmarkDeliveryReplicas delivers 10,000 events fanned out to two
+// subscriptions (20,000 deliveries), committed beforehand to PostgreSQL,
+// with 1, 2 and 3 publishers ("replicas", each with its own connection
+// pool and owner) sharing the database, and reports deliveries/s against
+// the raw ceiling measured in the same run. It needs PostgreSQL
+// (EXPORTBRIDGE_TEST_POSTGRES) and skips without it.
+func BenchmarkDeliveryReplicas(b *testing.B) {
+	for _, n := range []int{1, 2, 3} {
+		b.Run(fmt.Sprintf("replicas=%d", n), func(b *testing.B) {
+			var delivered int
+			var durable, raw time.Duration
+			for b.Loop() {
+				b.StopTimer()
+				d, r := deliverWithReplicas(b, n)
+				delivered += 20000
+				durable += d
+				raw += r
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(delivered)/durable.Seconds(), "deliveries/s")
+			b.ReportMetric(float64(delivered)/raw.Seconds(), "raw/s")
+			b.ReportMetric(raw.Seconds()/durable.Seconds(), "ratio")
+		})
+	}
+}
+
+func deliverWithReplicas(b *testing.B, replicas int) (durable, raw time.Duration) {
+	b.Helper()
+	const events = 10000
+	dsn := testservice.Postgres(b)
+	var mu sync.Mutex
+	got := 0
+	done := make(chan struct{})
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("exportbridge-attempt") == "0" { // the raw ceiling's requests
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		mu.Lock()
+		got++
+		if got == 2*events {
+			close(done)
+		}
+		mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	})
+	ra, rb := httptest.NewServer(handler), httptest.NewServer(handler)
+	defer ra.Close()
+	defer rb.Close()
+	open := func() store.Store {
+		st, err := store.OpenPostgres(context.Background(), store.Config{Driver: "postgres", DSN: dsn, MaxConns: 8})
+		require.NoError(b, err)
+		return st
+	}
+	first := open()
+	defer first.Close()
+	for p := range events / 100 {
+		src := dataexport.Source{Job: "bench", Kind: "dequeue", MessageID: fmt.Sprintf("m%d", p)}
+		pkg := store.Package{Job: src.Job, MessageID: src.MessageID, Keys: store.MessageKeys{CorrelationID: src.MessageID}, At: time.Now()}
+		for i := range 100 {
+			ev := dataexport.NewCompleted(src, dataexport.File{Entity: fmt.Sprintf("Entity %d", i), SourceFormat: "CSV", ContentType: "application/json"}, time.Now())
+			pkg.Events = append(pkg.Events, store.NewEvent{Event: ev, Subscriptions: []string{"a", "b"}})
+		}
+		_, err := first.CommitPackage(context.Background(), pkg)
+		require.NoError(b, err)
+	}
+	var subs []*publish.Subscription
+	for name, u := range map[string]string{"a": ra.URL, "b": rb.URL} {
+		s, err := publish.NewSubscription(publish.SubscriptionConfig{Name: name, URL: u, Secret: []string{testSecret}, MaxInFlight: 16})
+		require.NoError(b, err)
+		subs = append(subs, s)
+	}
+	minter := files.NewSigner([]byte("bench-signing-key-0123456789"), "http://127.0.0.1:8080", time.Hour)
+	var pubs []*publish.Publisher
+	start := time.Now()
+	for i := range replicas {
+		st := first
+		if i > 0 {
+			st = open()
+			defer st.Close()
+		}
+		pub := publish.New(publish.Config{Owner: fmt.Sprintf("replica-%d", i)}, st, publish.NewRegistry(subs), minter, zerolog.Nop(),
+			publish.WithRenderer(dataexport.Render))
+		require.NoError(b, pub.Start(context.Background()))
+		pubs = append(pubs, pub)
+	}
+	select {
+	case <-done:
+	case <-time.After(3 * time.Minute):
+		b.Fatalf("only %d of %d deliveries arrived", got, 2*events)
+	}
+	durable = time.Since(start)
+	for _, pub := range pubs {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_ = pub.Stop(ctx)
+		cancel()
+	}
+	return durable, rawCeilingMarked(b, subs, 2*events)
+}
+
+// rawCeilingMarked is rawCeiling with requests the receivers can tell
+// apart from deliveries (attempt 0).
+func rawCeilingMarked(b *testing.B, subs []*publish.Subscription, total int) time.Duration {
+	b.Helper()
+	src := dataexport.Source{Job: "bench", Kind: "dequeue", MessageID: "raw"}
+	ev := dataexport.NewCompleted(src, dataexport.File{Entity: "Entity 1", SourceFormat: "CSV", ContentType: "application/json"}, time.Now())
+	ev.ControlNumber = 12345
+	body, err := dataexport.Render(ev, "http://127.0.0.1:8080/files/a1-1/e.json?expires=1&signature=00", time.Now())
+	require.NoError(b, err)
+	sender := publish.NewSender()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for _, s := range subs {
+		work := make(chan struct{}, total)
+		for range total / len(subs) {
+			work <- struct{}{}
+		}
+		close(work)
+		for range s.MaxInFlight {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range work {
+					if _, err := sender.Send(context.Background(), publish.Request{Sub: s, EventID: ev.ID, CEType: ev.CEType, Source: ev.Source,
+						Subject: ev.Subject, Time: ev.CreatedAt, Attempt: 0, Body: body, Now: time.Now()}); err != nil {
 						b.Error(err)
 						return
 					}
