@@ -287,3 +287,16 @@ scopes = ["publish:"]
 	require.NotContains(t, err.Error(), "SECRET-PW")
 	require.NotContains(t, err.Error(), "short", "a token's value is a secret")
 }
+
+// TestDeployReplicaConfigIsValid keeps deploy/replica.toml (the compose
+// file's config) loadable, with the secrets the compose file provides.
+func TestDeployReplicaConfigIsValid(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{"FINOPS_CLIENT_SECRET": "s", "EXPORTBRIDGE_ADMIN_TOKEN": "admin-token-0123456789", "FLOW_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}
+	cfg, err := LoadConfig(filepath.Join("..", "deploy", "replica.toml"), LoadOptions{Environ: noEnv, LookupEnv: func(k string) (string, bool) {
+		v, ok := env[k]
+		return v, ok
+	}})
+	require.NoError(t, err)
+	require.Equal(t, "postgres", cfg.Store.Driver)
+}
