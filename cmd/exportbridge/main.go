@@ -16,6 +16,8 @@ import (
 
 	"github.com/exportbridge/exportbridge/adapter"
 	"github.com/exportbridge/exportbridge/internal/finopssim"
+	"github.com/exportbridge/exportbridge/internal/redact"
+	"github.com/exportbridge/exportbridge/internal/store"
 	"github.com/exportbridge/exportbridge/internal/version"
 )
 
@@ -34,6 +36,8 @@ Usage:
   exportbridge check-config [--config FILE]                 validate the configuration
   exportbridge sim          [--listen ADDR] [--activity ID]... [--enqueue-every D]
                                                             run the FinOps simulator alone
+  exportbridge migrate-store --from CONFIG|DSN|FILE --to DSN|FILE
+                                                            copy a store (SQLite to PostgreSQL); idempotent
   exportbridge version
 
 FILE defaults to $EXPORTBRIDGE_CONFIG, then ./config.toml.
@@ -67,6 +71,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return cmdDeliveries(ctx, args, stdout, stderr)
 	case "replay":
 		return cmdReplay(ctx, args, stdout, stderr)
+	case "migrate-store":
+		return cmdMigrateStore(ctx, args, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "exportbridge", version.String())
 		return exitOK
@@ -257,6 +263,32 @@ func cmdDeliveries(ctx context.Context, args []string, stdout, stderr io.Writer)
 		fmt.Fprintln(stderr, "deliveries:", err)
 		return exitFailed
 	}
+	return exitOK
+}
+
+func cmdMigrateStore(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("migrate-store", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	from := fs.String("from", "", "the store to copy: a config file, a postgres:// URL or a SQLite file")
+	to := fs.String("to", "", "the store to copy into: a postgres:// URL or a SQLite file")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if *from == "" || *to == "" {
+		fmt.Fprintln(stderr, "migrate-store: --from and --to are required")
+		return exitUsage
+	}
+	err := adapter.MigrateStore(ctx, *from, *to, func(r store.CopyReport) {
+		fmt.Fprintf(stdout, "%-20s %8d read %8d copied\n", r.Table, r.Rows, r.Copied)
+	})
+	if err != nil {
+		fmt.Fprintln(stderr, "migrate-store:", redact.String(err.Error()))
+		if errors.Is(err, adapter.ErrUsage) {
+			return exitUsage
+		}
+		return exitFailed
+	}
+	fmt.Fprintln(stdout, "done: running it again copies only what is new")
 	return exitOK
 }
 

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/exportbridge/exportbridge/internal/store"
+	"github.com/exportbridge/exportbridge/internal/testservice"
 	"github.com/stretchr/testify/require"
 )
 
@@ -60,4 +62,29 @@ activity_id = "5f0c5b0e-0000-4000-8000-000000000001"
 			}
 		})
 	}
+}
+
+func TestMigrateStoreCopiesAndCanRunAgain(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "eb.db")
+	src, err := store.OpenSQLite(ctx, path)
+	require.NoError(t, err)
+	_, err = src.SetSettingIfAbsent(ctx, "signing_key", "k")
+	require.NoError(t, err)
+	require.NoError(t, src.Close())
+	dsn := testservice.Postgres(t)
+
+	var out, errb bytes.Buffer
+	require.Equal(t, exitOK, run(ctx, []string{"migrate-store", "--from", path, "--to", dsn}, &out, &errb), errb.String())
+	require.Regexp(t, `settings\s+\d+ read\s+1 copied`, out.String())
+	out.Reset()
+	require.Equal(t, exitOK, run(ctx, []string{"migrate-store", "--from", path, "--to", dsn}, &out, &errb), errb.String())
+	require.Regexp(t, `settings\s+\d+ read\s+0 copied`, out.String(), "idempotent")
+
+	require.Equal(t, exitUsage, run(ctx, []string{"migrate-store", "--from", path}, &out, &errb))
+	require.Equal(t, exitUsage, run(ctx, []string{"migrate-store", "--from", path, "--to", path}, &out, &errb))
+	errb.Reset()
+	require.Equal(t, exitFailed, run(ctx, []string{"migrate-store", "--from", path, "--to", "postgres://u:SECRET-PW@127.0.0.1:1/x?connect_timeout=1"}, &out, &errb))
+	require.NotContains(t, errb.String(), "SECRET-PW")
 }

@@ -31,6 +31,7 @@ var postgresDialect = dialect{
 	lockEvents:     `SELECT pg_advisory_xact_lock(7304201)`,
 	lockMigrations: `SELECT pg_advisory_xact_lock(7304202)`,
 	notify:         `SELECT pg_notify('` + notifyChannel + `', '')`,
+	resetIdentity:  `SELECT setval(pg_get_serial_sequence('{table}', '{column}'), GREATEST(COALESCE((SELECT MAX({column}) FROM {table}), 0), 1))`,
 }
 
 // notifyChannel is where a commit that makes deliveries due is announced.

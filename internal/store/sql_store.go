@@ -63,6 +63,9 @@ type dialect struct {
 	// replay, a resume, a rescue, a release), tells the other processes at
 	// its commit (PostgreSQL: NOTIFY; SQLite's readers poll).
 	notify string
+	// resetIdentity moves {table}.{column}'s generator past the highest
+	// value after rows were inserted with explicit values (a copy).
+	resetIdentity string
 }
 
 // migrateTo applies pending migrations up to version (0: all; the upgrade
@@ -409,6 +412,14 @@ const maxInsertRows = 64
 // prepared statements serve any count. Rows are inserted in order, so
 // AUTOINCREMENT numbers follow it. scan, if set, reads the RETURNING rows.
 func (s *sqlStore) insertRows(ctx context.Context, tx *sql.Tx, ins rowInsert, args []any, scan func(*sql.Rows) error) error {
+	_, err := s.insertRowsCounted(ctx, tx, ins, args, scan)
+	return err
+}
+
+// insertRowsCounted is insertRows returning how many rows were inserted
+// (without scan: those an ON CONFLICT DO NOTHING did not skip).
+func (s *sqlStore) insertRowsCounted(ctx context.Context, tx *sql.Tx, ins rowInsert, args []any, scan func(*sql.Rows) error) (int64, error) {
+	var inserted int64
 	for len(args) > 0 {
 		n := min(len(args)/ins.width, maxInsertRows)
 		for n&(n-1) != 0 { // round down to a power of two
@@ -425,35 +436,38 @@ func (s *sqlStore) insertRows(ctx context.Context, tx *sql.Tx, ins rowInsert, ar
 		q.WriteString(ins.tail)
 		st, err := s.prepared(ctx, q.String())
 		if err != nil {
-			return err
+			return inserted, err
 		}
 		st = tx.StmtContext(ctx, st)
 		chunk := args[:n*ins.width]
 		args = args[n*ins.width:]
 		if scan == nil {
-			if _, err := st.ExecContext(ctx, chunk...); err != nil {
-				return err
+			res, err := st.ExecContext(ctx, chunk...)
+			if err != nil {
+				return inserted, err
 			}
+			n, _ := res.RowsAffected()
+			inserted += n
 			continue
 		}
 		rows, err := st.QueryContext(ctx, chunk...)
 		if err != nil {
-			return err
+			return inserted, err
 		}
 		for rows.Next() {
 			if err := scan(rows); err != nil {
 				rows.Close()
-				return err
+				return inserted, err
 			}
 		}
 		if err := rows.Close(); err != nil {
-			return err
+			return inserted, err
 		}
 		if err := rows.Err(); err != nil {
-			return err
+			return inserted, err
 		}
 	}
-	return nil
+	return inserted, nil
 }
 
 // notify tells the other processes, at tx's commit, that deliveries came
