@@ -519,7 +519,7 @@ func (r *Runner) convert(ctx context.Context, job Job, src dataexport.Source, dl
 	for _, res := range conv.Results {
 		a := store.Artifact{ID: files.NewID(), Job: job.Name, Entity: res.Entity, Name: filepath.Base(res.Path), Key: pkgID + "/" + filepath.Base(res.Path),
 			ContentType: res.ContentType, ContentEncoding: res.ContentEncoding, Bytes: res.Bytes, SHA256: res.SHA256, Records: res.Records, CreatedAt: now}
-		if err := r.storage.Put(ctx, a.Key, res.Path); err != nil {
+		if err := r.storage.Put(ctx, a.Key, res.Path, files.Meta{ContentType: a.ContentType, ContentEncoding: a.ContentEncoding}); err != nil {
 			r.deleteStored(p.Artifacts)
 			return p, fmt.Errorf("job %s: storing %s: %w", job.Name, a.Key, err)
 		}
@@ -597,7 +597,7 @@ func failureText(e store.Event) string {
 // durably into place for the whole product.
 func (r *Runner) quarantine(ctx context.Context, job, messageID, path string) (string, error) {
 	key := job + "/" + r.now().UTC().Format("20060102T150405Z") + "-" + filename.Safe(messageID, "message") + ".zip"
-	if err := (files.Local{Dir: r.cfg.QuarantineDir}).Put(ctx, key, path); err != nil {
+	if err := (files.Local{Dir: r.cfg.QuarantineDir}).Put(ctx, key, path, files.Meta{}); err != nil {
 		return "", err
 	}
 	return filepath.Join(r.cfg.QuarantineDir, filepath.FromSlash(key)), nil

@@ -52,7 +52,7 @@ func setup(t *testing.T) *fixture {
 	storage := files.Local{Dir: filepath.Join(dir, "files")}
 	src := filepath.Join(dir, "converted.json")
 	require.NoError(t, os.WriteFile(src, data, 0o644))
-	require.NoError(t, storage.Put(ctx, a.Key, src))
+	require.NoError(t, storage.Put(ctx, a.Key, src, files.Meta{ContentType: "application/json"}))
 	_, err = st.CommitPackage(ctx, p)
 	require.NoError(t, err)
 

@@ -34,8 +34,10 @@ func (l Local) path(key string) (string, error) {
 }
 
 // Put implements Storage: a rename when path is on the same file system
-// (work_dir beside dir, as documented), a synced copy otherwise.
-func (l Local) Put(_ context.Context, key, src string) error {
+// (work_dir beside dir, as documented), a synced copy otherwise. The
+// download handler serves the artifact's type and encoding, so meta is not
+// kept.
+func (l Local) Put(_ context.Context, key, src string, _ Meta) error {
 	dst, err := l.path(key)
 	if err != nil {
 		return err

@@ -15,8 +15,9 @@ var ErrNotFound = errors.New("files: no such object")
 // passes the suite in filestest.
 type Storage interface {
 	// Put stores the finished local file at path under key, taking it over
-	// (the local file is gone afterwards). It is durable when Put returns.
-	Put(ctx context.Context, key, path string) error
+	// (the local file is gone afterwards), with meta for those who fetch it
+	// from the store directly. It is durable when Put returns.
+	Put(ctx context.Context, key, path string, meta Meta) error
 	// Open returns the object for reading, seekable so that downloads can be
 	// served with Range; ErrNotFound when there is none.
 	Open(ctx context.Context, key string) (Object, error)
@@ -24,6 +25,12 @@ type Storage interface {
 	Delete(ctx context.Context, key string) error
 	// List calls fn for every object, in no particular order.
 	List(ctx context.Context, fn func(ObjectInfo) error) error
+}
+
+// Meta is what an object store serves with an object.
+type Meta struct {
+	ContentType     string
+	ContentEncoding string
 }
 
 // Object is a stored file opened for reading.

@@ -49,7 +49,7 @@ func Run(t *testing.T, open Opener) {
 
 func testPutOpen(t *testing.T, s files.Storage) {
 	src := local(t, `[{"A":"1"}]`)
-	require.NoError(t, s.Put(ctx, "pkg1/Customers.json", src))
+	require.NoError(t, s.Put(ctx, "pkg1/Customers.json", src, files.Meta{ContentType: "application/json"}))
 	_, err := os.Stat(src)
 	require.ErrorIs(t, err, os.ErrNotExist, "Put takes the local file over")
 	o, err := s.Open(ctx, "pkg1/Customers.json")
@@ -64,7 +64,7 @@ func testPutOpen(t *testing.T, s files.Storage) {
 }
 
 func testSeek(t *testing.T, s files.Storage) {
-	require.NoError(t, s.Put(ctx, "p/f.json", local(t, "0123456789")))
+	require.NoError(t, s.Put(ctx, "p/f.json", local(t, "0123456789"), files.Meta{ContentType: "application/json"}))
 	o, err := s.Open(ctx, "p/f.json")
 	require.NoError(t, err)
 	defer o.Close()
@@ -85,7 +85,7 @@ func testMissing(t *testing.T, s files.Storage) {
 }
 
 func testDelete(t *testing.T, s files.Storage) {
-	require.NoError(t, s.Put(ctx, "p/a.json", local(t, "a")))
+	require.NoError(t, s.Put(ctx, "p/a.json", local(t, "a"), files.Meta{ContentType: "application/json"}))
 	require.NoError(t, s.Delete(ctx, "p/a.json"))
 	_, err := s.Open(ctx, "p/a.json")
 	require.ErrorIs(t, err, files.ErrNotFound)
@@ -94,7 +94,7 @@ func testDelete(t *testing.T, s files.Storage) {
 
 func testList(t *testing.T, s files.Storage) {
 	for _, k := range []string{"p1/a.json", "p1/b.json", "p2/c.json"} {
-		require.NoError(t, s.Put(ctx, k, local(t, k)))
+		require.NoError(t, s.Put(ctx, k, local(t, k), files.Meta{ContentType: "application/json"}))
 	}
 	var keys []string
 	require.NoError(t, s.List(ctx, func(o files.ObjectInfo) error {
@@ -112,8 +112,8 @@ func testList(t *testing.T, s files.Storage) {
 }
 
 func testReplace(t *testing.T, s files.Storage) {
-	require.NoError(t, s.Put(ctx, "p/a.json", local(t, "first")))
-	require.NoError(t, s.Put(ctx, "p/a.json", local(t, "second")))
+	require.NoError(t, s.Put(ctx, "p/a.json", local(t, "first"), files.Meta{ContentType: "application/json"}))
+	require.NoError(t, s.Put(ctx, "p/a.json", local(t, "second"), files.Meta{ContentType: "application/json"}))
 	o, err := s.Open(ctx, "p/a.json")
 	require.NoError(t, err)
 	defer o.Close()
@@ -124,7 +124,7 @@ func testReplace(t *testing.T, s files.Storage) {
 
 func testBadKeys(t *testing.T, s files.Storage) {
 	for _, k := range []string{"", "a", "../x/y", "a/../b", "a/b/c", "/a/b", `a\b`, "a/", "/a", "./a", "a/.."} {
-		require.Error(t, s.Put(ctx, k, local(t, "x")), "key %q", k)
+		require.Error(t, s.Put(ctx, k, local(t, "x"), files.Meta{ContentType: "application/json"}), "key %q", k)
 		_, err := s.Open(ctx, k)
 		require.Error(t, err, "key %q", k)
 	}
