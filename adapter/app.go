@@ -63,6 +63,8 @@ type App struct {
 	Metrics *Metrics
 	Sim     *finopssim.Server
 	signer  *files.Signer
+	// links mints DownloadURLs: the signer, or the object store's presigner.
+	links publish.URLMinter
 	// Files is where converted files are kept (the local disk for now).
 	Files files.Storage
 	// Subscriptions is the registry the publisher follows and the runner
@@ -179,6 +181,9 @@ func StartApp(ctx context.Context, cfg *Config, log zerolog.Logger, opts AppOpti
 		return nil, err
 	}
 	a.signer = files.NewSigner(key, cfg.Server.PublicURL, cfg.Files.URLTTL)
+	if a.links == nil {
+		a.links = a.signer // files served by this process's download handler
+	}
 
 	// The HTTP server starts before the publisher and stops after it:
 	// receivers fetch DownloadURLs while deliveries drain.
@@ -187,7 +192,7 @@ func StartApp(ctx context.Context, cfg *Config, log zerolog.Logger, opts AppOpti
 	} else {
 		log.Info().Str("listen", cfg.Server.Listen).Msg("address in use (is the daemon running?): its server will serve the download links")
 	}
-	a.Pub = publish.New(publish.Config{Owner: a.Instance, LeaseTTL: cfg.Store.LeaseTTL}, st, a.Subscriptions, a.signer, log,
+	a.Pub = publish.New(publish.Config{Owner: a.Instance, LeaseTTL: cfg.Store.LeaseTTL}, st, a.Subscriptions, a.links, log,
 		publish.WithObserver(a.Metrics), publish.WithRenderer(render), publish.WithAttemptHook(func() { opts.Failpoint.reached(fpDuringDeliver) }))
 	a.wake = hub.NewBroadcaster()
 	committed := func() { a.Pub.Notify(); a.wake.Notify() }

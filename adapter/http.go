@@ -79,8 +79,10 @@ func (a *App) hubHandler(st store.Store, committed func()) *hub.Hub {
 		url, expires := "", time.Time{}
 		if ev.ArtifactID != "" {
 			if art, err := st.Artifact(ctx, ev.ArtifactID); err == nil && art.DeletedAt.IsZero() {
-				expires = time.Now().Add(a.signer.TTL())
-				url = a.signer.URL(art.ID, art.Name, expires)
+				expires = time.Now().Add(a.links.TTL())
+				if url, err = a.links.Link(ctx, *art, expires); err != nil {
+					return nil, err
+				}
 			}
 		}
 		return dataexport.Render(ev, url, expires)

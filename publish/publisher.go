@@ -38,9 +38,11 @@ type Renderer func(ev store.Event, downloadURL string, expires time.Time) ([]byt
 // storedBody is the default Renderer: the body as stored.
 func storedBody(ev store.Event, _ string, _ time.Time) ([]byte, error) { return ev.Body, nil }
 
-// URLMinter mints download links (internal/files.Signer).
+// URLMinter mints a download link to an artifact's file, valid until
+// expires: files.Signer for files served by exportbridge, files.S3 for
+// presigned object-store links.
 type URLMinter interface {
-	URL(id, name string, expires time.Time) string
+	Link(ctx context.Context, a store.Artifact, expires time.Time) (string, error)
 	TTL() time.Duration
 }
 
@@ -675,7 +677,13 @@ func (p *Publisher) attempt(ctx context.Context, s *Subscription, d store.Delive
 	url, expires := "", time.Time{}
 	if d.Artifact != nil && d.Artifact.DeletedAt.IsZero() {
 		expires = now.Add(p.minter.TTL())
-		url = p.minter.URL(d.Artifact.ID, d.Artifact.Name, expires)
+		var lerr error
+		if url, lerr = p.minter.Link(ctx, *d.Artifact, expires); lerr != nil {
+			// The event goes out without a link rather than not at all; the
+			// receiver can ask for a replay.
+			log.Error().Err(lerr).Str("artifact", d.Artifact.ID).Msg("minting a download link failed")
+			url, expires = "", time.Time{}
+		}
 	}
 	body, err := p.render(d.Event, url, expires)
 	var resp Response

@@ -18,6 +18,8 @@ import (
 	"net/url"
 	"strconv"
 	"time"
+
+	"github.com/exportbridge/exportbridge/internal/store"
 )
 
 // Sentinel errors of Verify.
@@ -40,6 +42,12 @@ func NewSigner(key []byte, publicURL string, ttl time.Duration) *Signer {
 
 // TTL is the lifetime of minted links.
 func (s *Signer) TTL() time.Duration { return s.ttl }
+
+// Link is URL for an artifact: a link to exportbridge's own download
+// handler.
+func (s *Signer) Link(_ context.Context, a store.Artifact, expires time.Time) (string, error) {
+	return s.URL(a.ID, a.Name, expires), nil
+}
 
 func (s *Signer) sign(id, name string, expires int64) []byte {
 	m := hmac.New(sha256.New, s.key)

@@ -685,7 +685,7 @@ const claimQuery = `UPDATE deliveries SET state = 'in_flight', attempt = attempt
 // row, event body included, through a temporary b-tree; Go sorts them.
 const claimedQuery = `SELECT d.id, d.attempt, d.next_attempt_at, d.created_at,
 	e.event_id, e.control_number, e.type, e.ce_type, e.source, e.subject, e.topic, e.job, e.entity, e.body, e.artifact_id, e.created_at,
-	COALESCE(a.id, ''), COALESCE(a.name, ''), COALESCE(a.deleted_at, 0)` + deliveryJoin + `WHERE d.id IN (%s)`
+	COALESCE(a.id, ''), COALESCE(a.name, ''), COALESCE(a.storage_key, ''), COALESCE(a.deleted_at, 0)` + deliveryJoin + `WHERE d.id IN (%s)`
 
 // ClaimDue implements Store.
 func (s *sqlStore) ClaimDue(ctx context.Context, owner, subscription string, now, leaseUntil time.Time, limit int) ([]Delivery, error) {
@@ -731,7 +731,7 @@ func (s *sqlStore) ClaimDue(ctx context.Context, owner, subscription string, now
 		var a Artifact
 		if err := rows.Scan(&d.ID, &d.Attempt, &next, &created,
 			&d.Event.ID, &d.Event.ControlNumber, &d.Event.Type, &d.Event.CEType, &d.Event.Source, &d.Event.Subject, &d.Event.Topic, &d.Event.Job, &d.Event.Entity, &body, &d.Event.ArtifactID, &evCreated,
-			&a.ID, &a.Name, &aDeleted); err != nil {
+			&a.ID, &a.Name, &a.Key, &aDeleted); err != nil {
 			return nil, err
 		}
 		d.NextAttemptAt, d.CreatedAt = fromMS(next), fromMS(created)

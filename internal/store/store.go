@@ -127,7 +127,8 @@ type Store interface {
 	// ClaimDue moves up to limit due pending deliveries of subscription to
 	// in_flight, leased to owner (a process instance) until leaseUntil,
 	// counting an attempt, and returns them with their events and what an
-	// attempt needs of their artifacts (ID, Name, Job, Entity, DeletedAt).
+	// attempt needs of their artifacts (ID, Name, Key, Job, Entity,
+	// DeletedAt).
 	// Concurrent claims, from any number of processes, never share a row.
 	ClaimDue(ctx context.Context, owner, subscription string, now, leaseUntil time.Time, limit int) ([]Delivery, error)
 	// Complete records, in one transaction, the outcomes of owner's attempts.
