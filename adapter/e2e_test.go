@@ -17,10 +17,12 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/exportbridge/exportbridge/dataexport"
+	"github.com/exportbridge/exportbridge/internal/files"
 	"github.com/exportbridge/exportbridge/internal/finops"
 	"github.com/exportbridge/exportbridge/internal/finopssim"
 	"github.com/exportbridge/exportbridge/internal/redact"
 	"github.com/exportbridge/exportbridge/internal/store"
+	"github.com/exportbridge/exportbridge/internal/testservice"
 	"github.com/exportbridge/exportbridge/publish"
 )
 
@@ -382,4 +384,27 @@ func TestRejectedExportIsClosedAtOnce(t *testing.T) {
 	defer st.Close()
 	_, err = st.OpenExport(context.Background(), "vendors")
 	require.ErrorIs(t, err, store.ErrNotFound, "the export is closed")
+}
+
+// TestConvertedFilesLiveInS3: with files.driver = "s3" the converted files
+// go to the bucket and every DownloadURL is a presigned link to it that the
+// receiver downloads and that matches the source data.
+func TestConvertedFilesLiveInS3(t *testing.T) {
+	t.Parallel()
+	srv, bucket := testservice.S3(t)
+	e := newTestEnv(t, finopssim.Config{}, func(c *Config) {
+		c.Files.Driver = "s3"
+		c.Files.S3 = files.S3Config{Bucket: bucket, Prefix: "exports/", Endpoint: srv.Endpoint, PathStyle: true,
+			AccessKeyID: srv.AccessKey, SecretAccessKey: srv.SecretKey}
+	})
+	p1, _ := e.sim.EnqueueSample(testActivity)
+	require.NoError(t, e.exportNow("customer-groups"))
+	checkEntityFiles(t, e.rcv.byEntity(), p1)
+	for _, d := range e.rcv.deliveries() {
+		link, _ := d.Body["DownloadURL"].(string)
+		require.True(t, strings.HasPrefix(link, srv.Endpoint+"/"+bucket+"/exports/"), "a presigned link to the bucket: %s", redact.URL(link))
+		require.Contains(t, link, "X-Amz-Signature=")
+	}
+	entries, err := os.ReadDir(e.cfg.Files.Dir)
+	require.True(t, err != nil || len(entries) == 0, "nothing is kept on local disk")
 }

@@ -132,6 +132,12 @@ func (a *App) ready(w http.ResponseWriter, r *http.Request) {
 	if err := a.Store.Ping(ctx); err != nil {
 		checks["store"], status = err.Error(), http.StatusServiceUnavailable
 	}
+	if p, ok := a.Files.(interface{ Ping(context.Context) error }); ok {
+		checks["storage"] = "ok"
+		if err := p.Ping(ctx); err != nil {
+			checks["storage"], status = redact.String(err.Error()), http.StatusServiceUnavailable
+		}
+	}
 	if a.opts.Schedule {
 		checks["scheduler"] = "ok"
 		if a.Sched == nil || !a.Sched.Running() {

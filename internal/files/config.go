@@ -9,7 +9,13 @@ import (
 
 // Config is [files]: where converted files live and how their URLs are signed.
 type Config struct {
-	// Dir holds converted files. Default "data/files".
+	// Driver is where converted files are kept: "local" (Dir, served by
+	// exportbridge's download handler; the default) or "s3" (a bucket;
+	// DownloadURLs are presigned).
+	Driver string `koanf:"driver"`
+	// S3 is [files.s3], for driver "s3".
+	S3 S3Config `koanf:"s3"`
+	// Dir holds converted files (driver "local"). Default "data/files".
 	Dir string `koanf:"dir"`
 	// WorkDir holds downloads while they are converted. It should be on the
 	// same file system as Dir and the quarantine folder, so that packages
@@ -37,6 +43,9 @@ type Config struct {
 
 // WithDefaults fills zero fields.
 func (c Config) WithDefaults() Config {
+	if c.Driver == "" {
+		c.Driver = "local"
+	}
 	if c.Dir == "" {
 		c.Dir = "data/files"
 	}
@@ -75,6 +84,16 @@ func (c Config) Validate() conf.Problems {
 	}
 	if c.OrphanGrace <= 0 {
 		ps.Add("orphan_grace", "must be positive")
+	}
+	switch c.Driver {
+	case "local":
+	case "s3":
+		ps.Merge("s3", c.S3.Validate())
+		if c.URLTTL > maxPresign {
+			ps.Add("url_ttl", "(%s) is longer than an S3 presigned URL may live (7 days)", c.URLTTL)
+		}
+	default:
+		ps.Add("driver", `unsupported driver %q (supported: "local", "s3")`, c.Driver)
 	}
 	if c.SigningKey != "" && len(c.SigningKey) < 16 {
 		ps.Add("signing_key", "is too short: use at least 16 characters (32 random bytes recommended)")

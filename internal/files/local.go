@@ -24,12 +24,22 @@ var _ Storage = Local{}
 // ErrBadKey: a key that is not "<folder>/<name>" of clean segments.
 var ErrBadKey = errors.New("files: bad storage key")
 
-func (l Local) path(key string) (string, error) {
+// checkKey refuses anything but "<folder>/<name>" of clean segments, on
+// every driver.
+func checkKey(key string) error {
 	dir, name, ok := strings.Cut(key, "/")
 	if !ok || dir == "" || name == "" || strings.Contains(name, "/") || path.Clean(key) != key ||
 		dir == "." || dir == ".." || name == "." || name == ".." || strings.ContainsAny(key, "\\\x00") {
-		return "", fmt.Errorf("%w: %q", ErrBadKey, key)
+		return fmt.Errorf("%w: %q", ErrBadKey, key)
 	}
+	return nil
+}
+
+func (l Local) path(key string) (string, error) {
+	if err := checkKey(key); err != nil {
+		return "", err
+	}
+	dir, name, _ := strings.Cut(key, "/")
 	return filepath.Join(l.Dir, dir, name), nil
 }
 
