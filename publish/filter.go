@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 
 	"cel.dev/cel-go/cel"
 
@@ -18,13 +19,18 @@ const filterCostLimit = 100_000
 // as event (a raised event's is {id, topic, type, time, source, data,
 // additionalMetadata}; a DataExport event's is its FinOps body), and its
 // topic, type, source and subject.
-var filterEnv, filterEnvErr = cel.NewEnv(
-	cel.Variable("event", cel.DynType),
-	cel.Variable("topic", cel.StringType),
-	cel.Variable("type", cel.StringType),
-	cel.Variable("source", cel.StringType),
-	cel.Variable("subject", cel.StringType),
-)
+//
+// It is made on first use: building it costs every process megabytes at
+// start, and most never compile a filter.
+var filterEnv = sync.OnceValues(func() (*cel.Env, error) {
+	return cel.NewEnv(
+		cel.Variable("event", cel.DynType),
+		cel.Variable("topic", cel.StringType),
+		cel.Variable("type", cel.StringType),
+		cel.Variable("source", cel.StringType),
+		cel.Variable("subject", cel.StringType),
+	)
+})
 
 // Filter is a compiled CEL expression that decides whether an event goes
 // to a subscription.
@@ -35,17 +41,18 @@ type Filter struct {
 
 // CompileFilter compiles expr. Errors say where (line and column) and why.
 func CompileFilter(expr string) (*Filter, error) {
-	if filterEnvErr != nil {
-		return nil, filterEnvErr
+	env, err := filterEnv()
+	if err != nil {
+		return nil, err
 	}
-	ast, iss := filterEnv.Compile(expr)
+	ast, iss := env.Compile(expr)
 	if iss != nil && iss.Err() != nil {
 		return nil, fmt.Errorf("filter: %w", iss.Err())
 	}
 	if t := ast.OutputType(); !t.IsExactType(cel.BoolType) && !t.IsExactType(cel.DynType) {
 		return nil, fmt.Errorf("filter: the expression is a %s; it must be a bool", t)
 	}
-	prg, err := filterEnv.Program(ast, cel.CostLimit(filterCostLimit))
+	prg, err := env.Program(ast, cel.CostLimit(filterCostLimit))
 	if err != nil {
 		return nil, fmt.Errorf("filter: %w", err)
 	}

@@ -11,8 +11,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -174,16 +175,20 @@ func TestHostilePackagesUnderTheRealBinary(t *testing.T) {
 			writePackage(t, pkg, tc.entries...)
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
-			cmd := exec.CommandContext(ctx, binary, "convert", pkg, "--out", filepath.Join(dir, "out"))
+			// Through the spawner: the child's own peak, not this process's.
+			cmd := exec.CommandContext(ctx, os.Args[0], binary, "convert", pkg, "--out", filepath.Join(dir, "out"))
+			cmd.Env = append(os.Environ(), rssSpawnEnv+"=1")
 			out, err := cmd.CombinedOutput()
 			require.Error(t, err, "%s", out)
 			require.Equal(t, 1, cmd.ProcessState.ExitCode(), "%s", out)
 			for _, w := range tc.want {
 				require.Contains(t, string(out), w)
 			}
-			ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-			require.True(t, ok)
-			rss := ru.Maxrss * 1024 // kilobytes on Linux
+			m := regexp.MustCompile(`peak_rss_kb=(\d+)`).FindSubmatch(out)
+			require.NotNil(t, m, "the spawner reports the peak: %s", out)
+			kb, err := strconv.ParseInt(string(m[1]), 10, 64)
+			require.NoError(t, err)
+			rss := kb * 1024 // kilobytes on Linux
 			t.Logf("peak RSS %d MB: %s", rss>>20, strings.TrimSpace(string(out)))
 			require.LessOrEqual(t, rss, int64(maxHostileRSS), fmt.Sprintf("peak RSS %d MB", rss>>20))
 		})

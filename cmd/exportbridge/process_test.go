@@ -32,6 +32,9 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
+	if os.Getenv(rssSpawnEnv) != "" {
+		os.Exit(spawnForRSS(os.Args[1:]))
+	}
 	dir, err := os.MkdirTemp("", "exportbridge-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -46,6 +49,30 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// rssSpawnEnv makes the test binary a spawner: it runs its arguments as a
+// command and reports that command's peak RSS (spawnForRSS).
+const rssSpawnEnv = "EXPORTBRIDGE_TEST_RSS_SPAWN"
+
+// spawnForRSS runs args and writes "peak_rss_kb=N" to stderr, exiting with
+// the command's code. Linux carries the RSS high-water mark of the memory
+// a process had before exec into its rusage, and os/exec starts children
+// on the parent's memory (vfork): a child of the test process, grown by
+// every parallel test, would report the test's peak. A child of this small
+// spawner reports its own.
+func spawnForRSS(args []string) int {
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	err := cmd.Run()
+	if cmd.ProcessState == nil {
+		fmt.Fprintln(os.Stderr, "spawn:", err)
+		return 127
+	}
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		fmt.Fprintf(os.Stderr, "\npeak_rss_kb=%d\n", ru.Maxrss)
+	}
+	return cmd.ProcessState.ExitCode()
 }
 
 // testVersion is stamped into the test binary the way a release is.
