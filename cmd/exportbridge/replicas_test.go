@@ -71,6 +71,9 @@ func TestTwoDaemonsOnOneStoreBehaveAsOne(t *testing.T) {
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		done, why := finished(e, db, aOwner, killedLeases)
+		if !e.sink.hasKind("package-export") {
+			done, why = false, why+"no export delivered yet; "
+		}
 		if done {
 			break
 		}
