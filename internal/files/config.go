@@ -10,11 +10,14 @@ import (
 // Config is [files]: where converted files live and how their URLs are signed.
 type Config struct {
 	// Driver is where converted files are kept: "local" (Dir, served by
-	// exportbridge's download handler; the default) or "s3" (a bucket;
-	// DownloadURLs are presigned).
+	// exportbridge's download handler; the default), "s3" (a bucket;
+	// DownloadURLs are presigned) or "azblob" (an Azure Storage container;
+	// DownloadURLs carry a read-only SAS).
 	Driver string `koanf:"driver"`
 	// S3 is [files.s3], for driver "s3".
 	S3 S3Config `koanf:"s3"`
+	// Azblob is [files.azblob], for driver "azblob".
+	Azblob AzblobConfig `koanf:"azblob"`
 	// Dir holds converted files (driver "local"). Default "data/files".
 	Dir string `koanf:"dir"`
 	// WorkDir holds downloads while they are converted. It should be on the
@@ -92,8 +95,10 @@ func (c Config) Validate() conf.Problems {
 		if c.URLTTL > maxPresign {
 			ps.Add("url_ttl", "(%s) is longer than an S3 presigned URL may live (7 days)", c.URLTTL)
 		}
+	case "azblob":
+		ps.Merge("azblob", c.Azblob.Validate())
 	default:
-		ps.Add("driver", `unsupported driver %q (supported: "local", "s3")`, c.Driver)
+		ps.Add("driver", `unsupported driver %q (supported: "local", "s3", "azblob")`, c.Driver)
 	}
 	if c.SigningKey != "" && len(c.SigningKey) < 16 {
 		ps.Add("signing_key", "is too short: use at least 16 characters (32 random bytes recommended)")

@@ -181,39 +181,43 @@ func (s *S3) Open(ctx context.Context, key string) (Object, error) {
 		return nil, fmt.Errorf("files: %s: %w", key, err)
 	}
 	info := ObjectInfo{Key: key, Size: aws.ToInt64(head.ContentLength), ModTime: aws.ToTime(head.LastModified)}
-	return &s3Object{s: s, ctx: ctx, info: info}, nil
+	return &rangedObject{info: info, open: func(off int64) (io.ReadCloser, error) {
+		out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: aws.String(s.prefix + key), Range: aws.String(fmt.Sprintf("bytes=%d-", off))})
+		if err != nil {
+			return nil, fmt.Errorf("files: reading %s: %w", key, err)
+		}
+		return out.Body, nil
+	}}, nil
 }
 
-// s3Object reads an object from its current offset with one GET, opened
-// at the first Read after a Seek.
-type s3Object struct {
-	s    *S3
-	ctx  context.Context
+// rangedObject reads an object from its current offset with one request,
+// opened at the first Read after a Seek (object stores serve ranges).
+type rangedObject struct {
 	info ObjectInfo
+	open func(off int64) (io.ReadCloser, error)
 	off  int64
 	body io.ReadCloser
 }
 
-func (o *s3Object) Info() ObjectInfo { return o.info }
+func (o *rangedObject) Info() ObjectInfo { return o.info }
 
-func (o *s3Object) Read(p []byte) (int, error) {
+func (o *rangedObject) Read(p []byte) (int, error) {
 	if o.off >= o.info.Size {
 		return 0, io.EOF
 	}
 	if o.body == nil {
-		out, err := o.s.client.GetObject(o.ctx, &s3.GetObjectInput{Bucket: &o.s.bucket, Key: aws.String(o.s.prefix + o.info.Key),
-			Range: aws.String(fmt.Sprintf("bytes=%d-", o.off))})
+		body, err := o.open(o.off)
 		if err != nil {
-			return 0, fmt.Errorf("files: reading %s: %w", o.info.Key, err)
+			return 0, err
 		}
-		o.body = out.Body
+		o.body = body
 	}
 	n, err := o.body.Read(p)
 	o.off += int64(n)
 	return n, err
 }
 
-func (o *s3Object) Seek(offset int64, whence int) (int64, error) {
+func (o *rangedObject) Seek(offset int64, whence int) (int64, error) {
 	var to int64
 	switch whence {
 	case io.SeekStart:
@@ -234,7 +238,7 @@ func (o *s3Object) Seek(offset int64, whence int) (int64, error) {
 	return to, nil
 }
 
-func (o *s3Object) Close() error {
+func (o *rangedObject) Close() error {
 	if o.body != nil {
 		return o.body.Close()
 	}

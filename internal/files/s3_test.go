@@ -67,13 +67,25 @@ func TestS3LinksServeTheStoredFile(t *testing.T) {
 	require.Equal(t, http.StatusForbidden, resp2.StatusCode)
 }
 
-// TestS3RetentionAndOrphanSweeps: the sweeper works on a bucket as on a
-// folder: past retention an artifact's object goes, and an object no
-// record references goes once past the grace period.
-func TestS3RetentionAndOrphanSweeps(t *testing.T) {
+// TestObjectStoreRetentionAndOrphanSweeps: the sweeper works on a bucket
+// and a container as on a folder: past retention an artifact's object
+// goes, and an object no record references goes once past the grace
+// period.
+func TestObjectStoreRetentionAndOrphanSweeps(t *testing.T) {
 	t.Parallel()
+	for name, open := range map[string]func(*testing.T) files.Storage{
+		"s3":     func(t *testing.T) files.Storage { return openS3(t, "eb/") },
+		"azblob": func(t *testing.T) files.Storage { return openAzblob(t, "eb/") },
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			testSweeps(t, open(t))
+		})
+	}
+}
+
+func testSweeps(t *testing.T, s files.Storage) {
 	ctx := context.Background()
-	s := openS3(t, "eb/")
 	st, err := store.OpenSQLite(ctx, filepath.Join(t.TempDir(), "eb.db"))
 	require.NoError(t, err)
 	defer st.Close()
