@@ -90,6 +90,28 @@ type App struct {
 	stopOnce sync.Once
 }
 
+// openStorage returns the converted files' storage cfg names and, for an
+// object store, its link minter (nil for local files: the signer mints
+// them). With an object store, receivers fetch from it: presigned links
+// (S3), or read-only SAS links (Azure).
+func openStorage(ctx context.Context, cfg files.Config) (files.Storage, publish.URLMinter, error) {
+	switch cfg.Driver {
+	case "s3":
+		s3, err := files.NewS3(ctx, cfg.S3, cfg.URLTTL)
+		if err != nil {
+			return nil, nil, err
+		}
+		return s3, s3, nil
+	case "azblob":
+		az, err := files.NewAzblob(cfg.Azblob, cfg.URLTTL)
+		if err != nil {
+			return nil, nil, err
+		}
+		return az, az, nil
+	}
+	return files.Local{Dir: cfg.Dir}, nil, nil
+}
+
 // render renders every attempt's body: raised events by the hub's
 // contract, the rest (DataExport) by theirs.
 func render(ev store.Event, url string, expires time.Time) ([]byte, error) {
@@ -165,23 +187,11 @@ func StartApp(ctx context.Context, cfg *Config, log zerolog.Logger, opts AppOpti
 	go func() { defer close(followDone); a.follower.run(followCtx, cfg.Hub.PollInterval) }()
 	a.stops = append(a.stops, func(context.Context) error { followCancel(); <-followDone; return nil })
 	a.Metrics = NewMetrics(a.reg, st.Counts)
-	a.Files = files.Local{Dir: cfg.Files.Dir}
-	// With an object store, receivers fetch from it: presigned links (S3),
-	// or read-only SAS links (Azure).
-	switch cfg.Files.Driver {
-	case "s3":
-		s3, err := files.NewS3(ctx, cfg.Files.S3, cfg.Files.URLTTL)
-		if err != nil {
-			return nil, err
-		}
-		a.Files, a.links = s3, s3
-	case "azblob":
-		az, err := files.NewAzblob(cfg.Files.Azblob, cfg.Files.URLTTL)
-		if err != nil {
-			return nil, err
-		}
-		a.Files, a.links = az, az
+	storage, links, err := openStorage(ctx, cfg.Files)
+	if err != nil {
+		return nil, err
 	}
+	a.Files, a.links = storage, links
 
 	// Bind the HTTP address before the signer is made: with port 0 the
 	// public URL of the download links is known only once bound.

@@ -36,7 +36,7 @@ Usage:
   exportbridge check-config [--config FILE]                 validate the configuration
   exportbridge sim          [--listen ADDR] [--activity ID]... [--enqueue-every D]
                                                             run the FinOps simulator alone
-  exportbridge migrate-store --from CONFIG|DSN|FILE --to DSN|FILE
+  exportbridge migrate-store --from CONFIG|DSN|FILE --to CONFIG|DSN|FILE
                                                             copy a store (SQLite to PostgreSQL); idempotent
   exportbridge version
 
@@ -270,7 +270,7 @@ func cmdMigrateStore(ctx context.Context, args []string, stdout, stderr io.Write
 	fs := flag.NewFlagSet("migrate-store", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	from := fs.String("from", "", "the store to copy: a config file, a postgres:// URL or a SQLite file")
-	to := fs.String("to", "", "the store to copy into: a postgres:// URL or a SQLite file")
+	to := fs.String("to", "", "the store to copy into: a config file (its files move too), a postgres:// URL or a SQLite file")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
