@@ -292,11 +292,14 @@ scopes = ["publish:"]
 // file's config) loadable, with the secrets the compose file provides.
 func TestDeployReplicaConfigIsValid(t *testing.T) {
 	t.Parallel()
-	env := map[string]string{"FINOPS_CLIENT_SECRET": "s", "EXPORTBRIDGE_ADMIN_TOKEN": "admin-token-0123456789", "FLOW_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}
+	env := map[string]string{"FINOPS_CLIENT_SECRET": "s", "EXPORTBRIDGE_ADMIN_TOKEN": "admin-token-0123456789", "FLOW_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+		"S3_ACCESS_KEY": "minio", "S3_SECRET_KEY": "minio-secret"}
 	cfg, err := LoadConfig(filepath.Join("..", "deploy", "replica.toml"), LoadOptions{Environ: noEnv, LookupEnv: func(k string) (string, bool) {
 		v, ok := env[k]
 		return v, ok
 	}})
 	require.NoError(t, err)
 	require.Equal(t, "postgres", cfg.Store.Driver)
+	require.Equal(t, "s3", cfg.Files.Driver)
+	require.Equal(t, "minio-secret", cfg.Files.S3.SecretAccessKey)
 }
