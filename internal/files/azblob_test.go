@@ -63,3 +63,11 @@ func TestAzblobLinksServeTheStoredFile(t *testing.T) {
 	put.Body.Close()
 	require.Equal(t, http.StatusForbidden, put.StatusCode, "the SAS is read-only")
 }
+
+func TestAzblobLinks(t *testing.T) {
+	t.Parallel()
+	filestest.RunLinks(t, func(t *testing.T) filestest.Driver {
+		s := openAzblob(t, "eb/")
+		return filestest.Driver{Storage: s, Links: s}
+	})
+}

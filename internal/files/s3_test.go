@@ -124,3 +124,11 @@ func storetestPackage(at time.Time) store.Package {
 	p.Artifacts[0].CreatedAt = at
 	return p
 }
+
+func TestS3Links(t *testing.T) {
+	t.Parallel()
+	filestest.RunLinks(t, func(t *testing.T) filestest.Driver {
+		s := openS3(t, "eb/")
+		return filestest.Driver{Storage: s, Links: s}
+	})
+}
