@@ -11,10 +11,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
 	"github.com/exportbridge/exportbridge/dataexport"
+	"github.com/exportbridge/exportbridge/internal/files"
 	"github.com/exportbridge/exportbridge/internal/store"
+	"github.com/exportbridge/exportbridge/internal/testservice"
 	"github.com/exportbridge/exportbridge/publish"
 )
 
@@ -237,4 +240,67 @@ func TestStopReturnsClaimedRowsUnattempted(t *testing.T) {
 		require.Empty(t, d.LeaseOwner)
 	}
 	require.Equal(t, 1, rcv.count())
+}
+
+// TestReplicasShareTheDeliveries: two publishers ("replicas", each with its
+// own pool and owner) on one PostgreSQL database deliver one backlog
+// together, each delivery once: the attempts name both.
+func TestReplicasShareTheDeliveries(t *testing.T) {
+	t.Parallel()
+	dsn := testservice.Postgres(t)
+	rcv := newReceiver(t, func(_ int, w http.ResponseWriter) {
+		time.Sleep(5 * time.Millisecond) // a target that takes a moment: both replicas claim
+		w.WriteHeader(http.StatusNoContent)
+	})
+	open := func() *store.Postgres {
+		st, err := store.OpenPostgres(context.Background(), store.Config{Driver: "postgres", DSN: dsn, MaxConns: 4})
+		require.NoError(t, err)
+		t.Cleanup(func() { st.Close() })
+		return st
+	}
+	a, b := open(), open()
+	s, err := publish.NewSubscription(sub("flow", rcv.srv.URL, func(c *publish.SubscriptionConfig) { c.MaxInFlight = 2 }))
+	require.NoError(t, err)
+	src := dataexport.Source{Job: "j", Kind: "dequeue", MessageID: "m"}
+	var evs []store.NewEvent
+	for i := range 100 {
+		ev := dataexport.NewCompleted(src, dataexport.File{Entity: fmt.Sprintf("E%d", i)}, time.Now())
+		evs = append(evs, store.NewEvent{Event: ev, Subscriptions: []string{"flow"}})
+	}
+	_, err = a.AppendEvents(context.Background(), evs, time.Now())
+	require.NoError(t, err)
+	minter := files.NewSigner([]byte("test-signing-key-0123456789"), "http://127.0.0.1:8080", time.Hour)
+	for i, st := range []*store.Postgres{a, b} {
+		pub := publish.New(publish.Config{Owner: fmt.Sprintf("replica-%d", i), PollInterval: 10 * time.Millisecond}, st,
+			publish.NewRegistry([]*publish.Subscription{s}), minter, zerolog.Nop())
+		require.NoError(t, pub.Start(context.Background()))
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = pub.Stop(ctx)
+		})
+	}
+	eventually(t, func() bool {
+		c, err := a.Counts(context.Background())
+		return err == nil && c[store.StateDelivered] == 100
+	}, "the backlog is delivered")
+	ids := map[string]int{}
+	for _, r := range rcv.requests() {
+		ids[r.webhookID]++
+	}
+	require.Len(t, ids, 100)
+	for id, n := range ids {
+		require.Equal(t, 1, n, "event %s sent %d times", id, n)
+	}
+	by := map[string]int{}
+	ds, err := a.Deliveries(context.Background(), store.Filter{Limit: 1000})
+	require.NoError(t, err)
+	for _, d := range ds {
+		at, err := b.Attempts(context.Background(), d.ID)
+		require.NoError(t, err)
+		for _, x := range at {
+			by[x.Process]++
+		}
+	}
+	require.Len(t, by, 2, "both replicas delivered: %v", by)
 }
