@@ -130,7 +130,7 @@ func TestHealthReadinessAndMetrics(t *testing.T) {
 	require.Equal(t, http.StatusOK, call(t, e, "GET", "/healthz", "", nil))
 	var ready map[string]string
 	require.Equal(t, http.StatusOK, call(t, e, "GET", "/readyz", "", &ready))
-	require.Equal(t, map[string]string{"store": "ok", "scheduler": "ok"}, ready)
+	require.Equal(t, map[string]string{"store": "ok", "scheduler": "ok", "connection:finops": "ok"}, ready)
 
 	e.sim.EnqueueSample(testActivity)
 	_, err := a.Runner.Run(context.Background(), "customer-groups", nil)

@@ -76,6 +76,7 @@ type App struct {
 
 	keys     *access.Keyring              // the API's tokens
 	follower *subscriptionFollower        // keeps Subscriptions equal to config and store
+	finops   map[string]*finops.Client    // by connection name, for readiness
 	wake     *hub.Broadcaster             // tells streams that events were committed
 	fatal    chan error                   // a component found the process cannot go on (the store lost)
 	api      atomic.Pointer[http.Handler] // /api, once everything it uses exists
@@ -89,6 +90,8 @@ type App struct {
 	stops    []func(context.Context) error
 	stopOnce sync.Once
 }
+
+func hasKey(m map[string]string, k string) bool { _, ok := m[k]; return ok }
 
 // openStorage returns the converted files' storage cfg names and, for an
 // object store, its link minter (nil for local files: the signer mints
@@ -252,6 +255,25 @@ func StartApp(ctx context.Context, cfg *Config, log zerolog.Logger, opts AppOpti
 			return nil, err
 		}
 	}
+	a.Metrics.SubscriptionStates(func(ctx context.Context) (map[string]string, error) {
+		paused, err := st.Paused(ctx)
+		if err != nil {
+			return nil, err
+		}
+		circuits := a.Pub.Circuits()
+		out := map[string]string{}
+		for _, s := range a.Subscriptions.Subscriptions() {
+			switch {
+			case hasKey(paused, s.Name):
+				out[s.Name] = SubscriptionPaused
+			case circuits[s.Name].State == publish.CircuitOpen:
+				out[s.Name] = SubscriptionOpen
+			default:
+				out[s.Name] = SubscriptionActive
+			}
+		}
+		return out, nil
+	})
 	if err := a.Pub.Start(ctx); err != nil {
 		return nil, err
 	}
@@ -375,6 +397,7 @@ func (a *App) jobs(log zerolog.Logger) ([]pipeline.Job, error) {
 		}
 		clients[name] = c
 	}
+	a.finops = clients
 	var out []pipeline.Job
 	for _, j := range a.cfg.Jobs {
 		poll := func(result string) { a.Metrics.Poll(j.Name, result) }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -236,4 +237,65 @@ func TestForeignDownloadLocationIsRefusedInTheDaemon(t *testing.T) {
 	require.Contains(t, err.Error(), strings.TrimPrefix(thief.URL, "http://"))
 	require.Zero(t, thiefHits.Load())
 	require.Zero(t, acks.Load())
+}
+
+// TestReadinessAndMetricsCatchAFailingConnection: FinOps refusing
+// connections, and the token endpoint refusing the client secret, each
+// turn /readyz unready (naming the connection) after unready_after failed
+// runs, and count as failed polls.
+func TestReadinessAndMetricsCatchAFailingConnection(t *testing.T) {
+	t.Parallel()
+	refused := func() string {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		addr := l.Addr().String()
+		require.NoError(t, l.Close()) // connections to it are refused from now on
+		return "http://" + addr
+	}()
+	for name, mutate := range map[string]func(c *Config){
+		"FinOps refuses connections": func(c *Config) {
+			cc := c.Connections["finops"]
+			cc.BaseURL = refused
+			c.Connections["finops"] = cc
+		},
+		"token endpoint answers 401": func(c *Config) {
+			cc := c.Connections["finops"]
+			cc.ClientSecret = "wrong-secret"
+			c.Connections["finops"] = cc
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			e := newTestEnv(t, finopssim.Config{}, func(c *Config) {
+				c.Jobs[0].Schedule = "@every 1h"
+				mutate(c)
+				cc := c.Connections["finops"]
+				cc.MaxAttempts, cc.UnreadyAfter = 1, 2
+				c.Connections["finops"] = cc
+			})
+			startDaemon(t, e)
+			var ready map[string]string
+			require.Equal(t, http.StatusOK, call(t, e, "GET", "/readyz", "", &ready))
+			for i := range 2 {
+				require.Equal(t, http.StatusOK, call(t, e, "POST", "/api/jobs/customer-groups/run?wait=true", "test-admin-token", nil), "run %d", i)
+			}
+			resp, err := http.Get(e.cfg.Server.PublicURL + "/readyz")
+			require.NoError(t, err)
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, "%s", body)
+			var checks map[string]string
+			require.NoError(t, json.Unmarshal(body, &checks))
+			require.Contains(t, checks["connection:finops"], "2 calls in a row failed")
+			require.NotContains(t, checks["connection:finops"], "wrong-secret")
+
+			resp, err = http.Get(e.cfg.Server.PublicURL + "/metrics")
+			require.NoError(t, err)
+			metrics, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			require.Contains(t, string(metrics), `exportbridge_polls_total{job="customer-groups",result="error"} 2`)
+			require.Contains(t, string(metrics), `exportbridge_build_info{version=`)
+			require.Contains(t, string(metrics), `exportbridge_subscription_state{state="active",subscription="flow"} 1`)
+		})
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -142,6 +143,14 @@ func (a *App) ready(w http.ResponseWriter, r *http.Request) {
 		checks["scheduler"] = "ok"
 		if a.Sched == nil || !a.Sched.Running() {
 			checks["scheduler"], status = "not running", http.StatusServiceUnavailable
+		}
+	}
+	for name, c := range a.finops {
+		h, key := c.Health(), "connection:"+name
+		checks[key] = "ok"
+		if h.ConsecutiveFailures >= a.cfg.Connections[name].UnreadyAfter {
+			checks[key], status = fmt.Sprintf("%d calls in a row failed; last at %s: %s", h.ConsecutiveFailures,
+				h.LastErrorAt.UTC().Format(time.RFC3339), redact.String(h.LastError)), http.StatusServiceUnavailable
 		}
 	}
 	if a.Runner != nil {

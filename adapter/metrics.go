@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/exportbridge/exportbridge/internal/store"
+	"github.com/exportbridge/exportbridge/internal/version"
 	"github.com/exportbridge/exportbridge/publish"
 )
 
@@ -26,6 +27,8 @@ type Metrics struct {
 	raised     *prometheus.CounterVec
 	streams    *prometheus.GaugeVec
 	dropped    *prometheus.CounterVec
+	lastOK     *prometheus.GaugeVec
+	reg        prometheus.Registerer
 }
 
 // NewMetrics registers the metrics on reg; counts reads delivery states at
@@ -56,7 +59,14 @@ func NewMetrics(reg prometheus.Registerer, counts func(context.Context) (map[str
 			Help: "Connected stream clients by kind: sse, websocket."}, []string{"kind"}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "exportbridge_stream_disconnects_total",
 			Help: "Stream clients the server disconnected, by kind and reason: behind, slow, pings."}, []string{"kind", "reason"}),
+		lastOK: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "exportbridge_job_last_success_timestamp_seconds",
+			Help: "When the job last ran without error (Unix seconds); alert when it grows stale."}, []string{"job"}),
+		reg: reg,
 	}
+	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "exportbridge_build_info",
+		Help: "The running version (always 1)."}, []string{"version"})
+	build.WithLabelValues(version.String()).Set(1)
+	reg.MustRegister(build, m.lastOK)
 	reg.MustRegister(m.polls, m.runs, m.packages, m.records, m.bytes, m.events, m.deliveries, m.circuit, m.latency, m.raised, m.streams, m.dropped,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if counts != nil {
@@ -104,6 +114,53 @@ func (m *Metrics) Poll(job, result string) {
 func (m *Metrics) Run(job, result string) {
 	if m != nil {
 		m.runs.WithLabelValues(job, result).Inc()
+		if result == "ok" {
+			m.lastOK.WithLabelValues(job).SetToCurrentTime()
+		}
+	}
+}
+
+// Subscription states.
+const (
+	SubscriptionActive = "active"
+	SubscriptionPaused = "paused"
+	SubscriptionOpen   = "open" // its circuit is open
+)
+
+// SubscriptionStates registers exportbridge_subscription_state: states
+// returns each subscription's state at scrape time.
+func (m *Metrics) SubscriptionStates(states func(context.Context) (map[string]string, error)) {
+	if m == nil {
+		return
+	}
+	m.reg.MustRegister(&subscriptionCollector{states: states, desc: prometheus.NewDesc("exportbridge_subscription_state",
+		"1 for each subscription's current state (active, paused, open: its circuit is open), 0 for the others.",
+		[]string{"subscription", "state"}, nil)})
+}
+
+type subscriptionCollector struct {
+	states func(context.Context) (map[string]string, error)
+	desc   *prometheus.Desc
+}
+
+func (c *subscriptionCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *subscriptionCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	states, err := c.states(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(c.desc, err)
+		return
+	}
+	for sub, cur := range states {
+		for _, st := range []string{SubscriptionActive, SubscriptionPaused, SubscriptionOpen} {
+			v := 0.0
+			if st == cur {
+				v = 1
+			}
+			ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, v, sub, st)
+		}
 	}
 }
 

@@ -81,8 +81,11 @@ func (s *Source) Next(ctx context.Context) (pipeline.Item, error) {
 			return nil, fmt.Errorf("export %s: %w", it.id, err)
 		}
 	}
-	if it.rejected != nil && !errors.Is(it.rejected, ErrRejected) {
-		return nil, fmt.Errorf("starting export %s: %w", it.id, it.rejected)
+	if it.rejected != nil {
+		s.Poll("error") // a start that failed or was refused is a failed call to FinOps
+		if !errors.Is(it.rejected, ErrRejected) {
+			return nil, fmt.Errorf("starting export %s: %w", it.id, it.rejected)
+		}
 	}
 	return it, nil
 }

@@ -35,6 +35,7 @@ type Client struct {
 	wait    func(ctx context.Context, d time.Duration) error
 	now     func() time.Time
 	rand    func() float64
+	health  health
 }
 
 // Option adjusts a Client; used by tests.
@@ -291,7 +292,8 @@ type attemptFunc func(ctx context.Context, token string) (*http.Response, error)
 // MaxThrottleWait); other 5xx, timeouts, connection errors and truncated
 // downloads → capped exponential backoff up to MaxAttempts. errBody reads
 // the body of a non-2xx response for the error message.
-func (c *Client) retry(ctx context.Context, req Request, attempt attemptFunc, errBody func(*http.Response) []byte) error {
+func (c *Client) retry(ctx context.Context, req Request, attempt attemptFunc, errBody func(*http.Response) []byte) (err error) {
+	defer func() { c.health.record(ctx, err, c.now()) }()
 	target := redact.URL(c.url(req.Path))
 	if !req.NoAuth {
 		if err := c.checkTokenTarget(c.url(req.Path)); err != nil {

@@ -21,6 +21,10 @@ type Config struct {
 	ClientSecret string `koanf:"client_secret" secret:"true"`
 	// Scope defaults to BaseURL + "/.default" (v2 endpoints only).
 	Scope string `koanf:"scope"`
+	// UnreadyAfter: /readyz reports the connection unready after this many
+	// calls in a row failed because of it (no answer, token refused,
+	// 401/403, 5xx after retries). Default 3.
+	UnreadyAfter int `koanf:"unready_after"`
 	// Timeout bounds one API call (not downloads). Default 60s.
 	Timeout time.Duration `koanf:"timeout"`
 	// DownloadTimeout bounds one package download. Default 60m: packages can be
@@ -51,6 +55,9 @@ type Config struct {
 // WithDefaults returns c with zero fields set to their defaults.
 func (c Config) WithDefaults() Config {
 	c.BaseURL = strings.TrimRight(c.BaseURL, "/")
+	if c.UnreadyAfter == 0 {
+		c.UnreadyAfter = 3
+	}
 	if c.Scope == "" && c.BaseURL != "" && !c.IsV1Token() {
 		c.Scope = c.BaseURL + "/.default"
 	}
@@ -90,6 +97,9 @@ func (c Config) IsV1Token() bool {
 // Validate reports every problem, keyed relative to the connection's table.
 func (c Config) Validate() conf.Problems {
 	var ps conf.Problems
+	if c.UnreadyAfter < 1 {
+		ps.Add("unready_after", "must be at least 1")
+	}
 	checkURL(&ps, "base_url", c.BaseURL)
 	checkURL(&ps, "token_url", c.TokenURL)
 	if c.ClientID == "" {
