@@ -299,3 +299,19 @@ func TestReadinessAndMetricsCatchAFailingConnection(t *testing.T) {
 		})
 	}
 }
+
+// TestARefusedExportStartCountsAsAFailedPoll: ExportToPackage refused
+// reaches exportbridge_polls_total{result="error"}.
+func TestARefusedExportStartCountsAsAFailedPoll(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, finopssim.Config{}, nil)
+	startDaemon(t, e)
+	e.sim.InjectFault(finopssim.Fault{PathPrefix: "/data/DataManagementDefinitionGroups/Microsoft.Dynamics.DataEntities.ExportToPackage",
+		Status: http.StatusBadRequest, Times: 1})
+	require.Equal(t, http.StatusOK, call(t, e, "POST", "/api/jobs/vendors/run?wait=true", "test-admin-token", nil))
+	resp, err := http.Get(e.cfg.Server.PublicURL + "/metrics")
+	require.NoError(t, err)
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Contains(t, string(metrics), `exportbridge_polls_total{job="vendors",result="error"} 1`)
+}
