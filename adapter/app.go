@@ -255,6 +255,20 @@ func StartApp(ctx context.Context, cfg *Config, log zerolog.Logger, opts AppOpti
 			return nil, err
 		}
 	}
+	// The last successful run of each job, from the history, so the gauge
+	// means the same after a restart.
+	for _, j := range cfg.Jobs {
+		runs, err := st.Runs(ctx, j.Name, 50)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range runs {
+			if r.Outcome == "ok" {
+				a.Metrics.LastSuccess(j.Name, r.FinishedAt)
+				break
+			}
+		}
+	}
 	a.Metrics.SubscriptionStates(func(ctx context.Context) (map[string]string, error) {
 		paused, err := st.Paused(ctx)
 		if err != nil {

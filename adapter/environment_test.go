@@ -315,3 +315,19 @@ func TestARefusedExportStartCountsAsAFailedPoll(t *testing.T) {
 	resp.Body.Close()
 	require.Contains(t, string(metrics), `exportbridge_polls_total{job="vendors",result="error"} 1`)
 }
+
+// TestLastSuccessSurvivesARestart: the last successful run comes from the
+// run history, so a daemon started after it reports it.
+func TestLastSuccessSurvivesARestart(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, finopssim.Config{}, nil)
+	e.sim.EnqueueSample(testActivity)
+	require.NoError(t, e.exportNow("customer-groups"))
+	startDaemon(t, e)
+	resp, err := http.Get(e.cfg.Server.PublicURL + "/metrics")
+	require.NoError(t, err)
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Regexp(t, `exportbridge_job_last_success_timestamp_seconds\{job="customer-groups"\} \d\.\d+e\+09`, string(metrics))
+	require.NotContains(t, string(metrics), `exportbridge_job_last_success_timestamp_seconds{job="vendors"}`, "vendors never ran")
+}

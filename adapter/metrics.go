@@ -120,6 +120,14 @@ func (m *Metrics) Run(job, result string) {
 	}
 }
 
+// LastSuccess sets a job's last success from the run history (at start,
+// so the gauge survives restarts).
+func (m *Metrics) LastSuccess(job string, at time.Time) {
+	if m != nil && !at.IsZero() {
+		m.lastOK.WithLabelValues(job).Set(float64(at.Unix()))
+	}
+}
+
 // Subscription states.
 const (
 	SubscriptionActive = "active"
