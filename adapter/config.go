@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
@@ -419,6 +420,7 @@ type LoadOptions struct {
 	Environ   func() []string
 	LookupEnv func(string) (string, bool)
 	ReadFile  func(string) ([]byte, error)
+	baseDir   string // the config file's folder: relative paths start there
 }
 
 // LoadConfig reads built-in defaults, then the TOML file at path (optional
@@ -442,8 +444,22 @@ func LoadConfig(path string, opt LoadOptions) (*Config, error) {
 			return nil, &ConfigError{File: name, Problems: conf.Problems{{Msg: fmt.Sprintf("cannot read config: %v", err)}}}
 		}
 		data = b
+		// Relative paths in the file (the store, the folders, every *_file
+		// secret) mean the config's folder, wherever the command runs from.
+		base := filepath.Dir(path)
+		read := opt.ReadFile
+		opt.ReadFile = func(p string) ([]byte, error) { return read(resolve(base, p)) }
+		opt.baseDir = base
 	}
 	return parseConfig(name, data, opt)
+}
+
+// resolve makes p absolute against base when it is relative.
+func resolve(base, p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(base, p)
 }
 
 func parseConfig(name string, data []byte, opt LoadOptions) (*Config, error) {
@@ -479,6 +495,14 @@ func parseConfig(name string, data []byte, opt LoadOptions) (*Config, error) {
 	dec := conf.Decoder{LookupEnv: opt.LookupEnv, ReadFile: opt.ReadFile}
 	ps := dec.Decode(k.Raw(), &cfg)
 	cfg = cfg.WithDefaults()
+	if opt.baseDir != "" {
+		if cfg.Store.Driver == "sqlite" {
+			cfg.Store.DSN = resolve(opt.baseDir, cfg.Store.DSN)
+		}
+		cfg.Files.Dir = resolve(opt.baseDir, cfg.Files.Dir)
+		cfg.Files.WorkDir = resolve(opt.baseDir, cfg.Files.WorkDir)
+		cfg.Quarantine.Dir = resolve(opt.baseDir, cfg.Quarantine.Dir)
+	}
 	ps = append(ps, cfg.Validate()...)
 	if len(ps) > 0 {
 		ps.Locate(conf.NewLineIndex(data).Line)

@@ -303,3 +303,36 @@ func TestDeployReplicaConfigIsValid(t *testing.T) {
 	require.Equal(t, "s3", cfg.Files.Driver)
 	require.Equal(t, "minio-secret", cfg.Files.S3.SecretAccessKey)
 }
+
+// TestRelativePathsStartAtTheConfigFolder: wherever the command runs from,
+// relative paths in a config file (the database, the folders, *_file
+// secrets) mean the file's own folder.
+func TestRelativePathsStartAtTheConfigFolder(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "secret.txt"), []byte("s3cr3t\n"), 0o600))
+	cfgPath := filepath.Join(dir, "config.toml")
+	require.NoError(t, os.WriteFile(cfgPath, []byte(`[store]
+dsn = "data/eb.db"
+
+[files]
+dir = "files"
+work_dir = "/abs/work"
+
+[quarantine]
+dir = "q"
+
+[connections.finops]
+base_url = "https://usmf.operations.dynamics.com"
+token_url = "https://login.microsoftonline.com/t/oauth2/v2.0/token"
+client_id = "id"
+client_secret_file = "secret.txt"
+`), 0o600))
+	cfg, err := LoadConfig(cfgPath, LoadOptions{Environ: noEnv})
+	require.NoError(t, err)
+	require.Equal(t, filepath.Join(dir, "data", "eb.db"), cfg.Store.DSN)
+	require.Equal(t, filepath.Join(dir, "files"), cfg.Files.Dir)
+	require.Equal(t, "/abs/work", cfg.Files.WorkDir, "absolute paths stay")
+	require.Equal(t, filepath.Join(dir, "q"), cfg.Quarantine.Dir)
+	require.Equal(t, "s3cr3t", cfg.Connections["finops"].ClientSecret)
+}
