@@ -336,3 +336,12 @@ client_secret_file = "secret.txt"
 	require.Equal(t, filepath.Join(dir, "q"), cfg.Quarantine.Dir)
 	require.Equal(t, "s3cr3t", cfg.Connections["finops"].ClientSecret)
 }
+
+func TestDurationsAreLoggedWithTheirUnit(t *testing.T) {
+	t.Parallel()
+	var b strings.Builder
+	log := NewLogger(LogConfig{Level: "info", Format: "json"}, &b)
+	log.Info().Dur("retry_in", 845*time.Millisecond).Int("records", 7).Msg("x")
+	require.Contains(t, b.String(), `"retry_in":"845ms"`)
+	require.Contains(t, b.String(), `"records":7`, "numbers stay numbers")
+}

@@ -11,6 +11,11 @@ import (
 	"github.com/exportbridge/exportbridge/internal/redact"
 )
 
+// Durations are logged with their unit ("retry_in":"845ms"), not as a bare
+// number whose unit a reader has to guess. Set once, before any goroutine
+// logs: zerolog reads it as a global.
+func init() { zerolog.DurationFieldFormat = zerolog.DurationFormatString }
+
 // NewLogger builds the process logger: console output on a terminal (or
 // format "console"), JSON otherwise.
 func NewLogger(cfg LogConfig, w io.Writer) zerolog.Logger {
