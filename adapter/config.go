@@ -30,6 +30,9 @@ import (
 	"github.com/exportbridge/exportbridge/publish"
 )
 
+// PublicURLPlaceholder in a subscription's url stands for server.public_url.
+const PublicURLPlaceholder = "{public_url}"
+
 // EnvPrefix starts every environment variable that overrides a key.
 const EnvPrefix = "EXPORTBRIDGE_"
 
@@ -285,6 +288,9 @@ func (c Config) WithDefaults() Config {
 	c.Jobs = jobs
 	subs := make([]publish.SubscriptionConfig, len(c.Subscriptions))
 	for i, s := range c.Subscriptions {
+		// "{public_url}" in a subscription's url is this daemon's own base: the
+		// demo's receiver follows server.listen.
+		s.URL = strings.ReplaceAll(s.URL, PublicURLPlaceholder, c.Server.PublicURL)
 		subs[i] = s.WithDefaults()
 	}
 	c.Subscriptions = subs

@@ -345,3 +345,16 @@ func TestDurationsAreLoggedWithTheirUnit(t *testing.T) {
 	require.Contains(t, b.String(), `"retry_in":"845ms"`)
 	require.Contains(t, b.String(), `"records":7`, "numbers stay numbers")
 }
+
+// TestDemoReceiverFollowsTheListenAddress: the repository's config with
+// EXPORTBRIDGE_SERVER__LISTEN changed sends its webhooks to its own demo
+// receiver on that address, and mints links for it.
+func TestDemoReceiverFollowsTheListenAddress(t *testing.T) {
+	t.Parallel()
+	cfg, err := LoadConfig(filepath.Join("..", "config.toml"), LoadOptions{Environ: func() []string {
+		return []string{"EXPORTBRIDGE_SERVER__LISTEN=127.0.0.1:9090"}
+	}})
+	require.NoError(t, err)
+	require.Equal(t, "http://127.0.0.1:9090", cfg.Server.PublicURL)
+	require.Equal(t, "http://127.0.0.1:9090/demo/receiver", cfg.Subscriptions[0].URL)
+}
