@@ -409,6 +409,8 @@ func (e *ConfigError) Error() string {
 			b.WriteByte('\n')
 		}
 		switch {
+		case p.Env != "":
+			fmt.Fprintf(&b, "%s: %s: %s", p.Env, p.Key, p.Msg)
 		case p.Line > 0:
 			fmt.Fprintf(&b, "%s:%d: %s: %s", e.File, p.Line, p.Key, p.Msg)
 		case p.Key != "":
@@ -483,6 +485,7 @@ func parseConfig(name string, data []byte, opt LoadOptions) (*Config, error) {
 	}
 	// Only EXPORTBRIDGE_SECTION__KEY variables override keys; a variable
 	// without "__" (EXPORTBRIDGE_ADMIN_TOKEN) is a secret for env:NAME.
+	fromEnv := map[string]string{} // key → the variable that set it
 	envp := env.Provider(".", env.Opt{
 		Prefix:      EnvPrefix,
 		EnvironFunc: opt.Environ,
@@ -491,7 +494,9 @@ func parseConfig(name string, data []byte, opt LoadOptions) (*Config, error) {
 			if !strings.Contains(rest, "__") {
 				return "", nil
 			}
-			return strings.ReplaceAll(strings.ToLower(rest), "__", "."), v
+			key := strings.ReplaceAll(strings.ToLower(rest), "__", ".")
+			fromEnv[key] = k
+			return key, v
 		},
 	})
 	if err := k.Load(envp, nil); err != nil {
@@ -512,6 +517,11 @@ func parseConfig(name string, data []byte, opt LoadOptions) (*Config, error) {
 	ps = append(ps, cfg.Validate()...)
 	if len(ps) > 0 {
 		ps.Locate(conf.NewLineIndex(data).Line)
+		for i, p := range ps {
+			if v, ok := fromEnv[p.Key]; ok {
+				ps[i].Env, ps[i].Line = v, 0
+			}
+		}
 		return nil, &ConfigError{File: name, Problems: ps}
 	}
 	return &cfg, nil

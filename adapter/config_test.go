@@ -358,3 +358,17 @@ func TestDemoReceiverFollowsTheListenAddress(t *testing.T) {
 	require.Equal(t, "http://127.0.0.1:9090", cfg.Server.PublicURL)
 	require.Equal(t, "http://127.0.0.1:9090/demo/receiver", cfg.Subscriptions[0].URL)
 }
+
+// TestAProblemFromTheEnvironmentNamesTheVariable: a value an environment
+// variable set is reported against the variable, not a line of the file.
+func TestAProblemFromTheEnvironmentNamesTheVariable(t *testing.T) {
+	t.Parallel()
+	_, err := LoadConfig(filepath.Join("..", "config.toml"), LoadOptions{Environ: func() []string {
+		return []string{"EXPORTBRIDGE_SERVER__LISTEN=nowhere", "EXPORTBRIDGE_STORE__LEASE_TTL=1ms"}
+	}})
+	require.Error(t, err)
+	msg := err.Error()
+	require.Contains(t, msg, `EXPORTBRIDGE_SERVER__LISTEN: server.listen: must be host:port, got "nowhere"`)
+	require.Contains(t, msg, `EXPORTBRIDGE_STORE__LEASE_TTL: store.lease_ttl: must be at least 300ms`)
+	require.NotContains(t, msg, "config.toml:", "no line of the file is blamed")
+}

@@ -10,10 +10,16 @@ import (
 type Problem struct {
 	Key  string // dotted path, e.g. "jobs[1].schedule"
 	Line int    // 1-based line in the file; 0 when unknown (default or env)
-	Msg  string
+	// Env names the environment variable the value came from, when one
+	// overrode the file: the problem is there, not on a line.
+	Env string
+	Msg string
 }
 
 func (p Problem) String() string {
+	if p.Env != "" {
+		return fmt.Sprintf("%s (environment variable %s): %s", p.Key, p.Env, p.Msg)
+	}
 	if p.Line > 0 {
 		return fmt.Sprintf("line %d: %s: %s", p.Line, p.Key, p.Msg)
 	}
