@@ -16,6 +16,7 @@ import (
 	"github.com/exportbridge/exportbridge/internal/finopssim"
 	"github.com/exportbridge/exportbridge/internal/store"
 	"github.com/exportbridge/exportbridge/pipeline"
+	"github.com/exportbridge/exportbridge/publish"
 )
 
 func startDaemon(t *testing.T, e *testEnv) *App {
@@ -204,4 +205,37 @@ func grepLines(text, prefix string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestReloadAppliesSubscriptionsAndTheLogLevelInPlace: App.Reload takes new
+// config subscriptions and the log level without a restart, keeps an
+// unchanged subscription's dispatcher, and names any other changed
+// section without applying anything.
+func TestReloadAppliesSubscriptionsAndTheLogLevelInPlace(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, finopssim.Config{}, nil)
+	a := startDaemon(t, e)
+	before := a.Subscriptions.Subscriptions()
+	require.Len(t, before, 1)
+
+	next := a.loaded
+	next.Subscriptions = append(append([]publish.SubscriptionConfig(nil), next.Subscriptions...),
+		publish.SubscriptionConfig{Name: "second", URL: e.rcv.url}.WithDefaults())
+	next.Jobs = append([]JobConfig(nil), next.Jobs...)
+	restart, err := a.Reload(context.Background(), &next)
+	require.NoError(t, err)
+	require.Empty(t, restart)
+	after := a.Subscriptions.Subscriptions()
+	require.Len(t, after, 2)
+	require.Same(t, before[0], after[0], "an unchanged subscription keeps its dispatcher")
+	require.Eventually(t, func() bool { return len(a.Pub.Dispatching()) == 2 }, 10*time.Second, 10*time.Millisecond)
+
+	changed := next
+	changed.Jobs = append([]JobConfig(nil), next.Jobs...)
+	changed.Jobs[0].Schedule = "@every 5m"
+	changed.Subscriptions = next.Subscriptions[:1]
+	restart, err = a.Reload(context.Background(), &changed)
+	require.NoError(t, err)
+	require.Equal(t, []string{"jobs"}, restart)
+	require.Len(t, a.Subscriptions.Subscriptions(), 2, "nothing applied when a restart is needed")
 }

@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"reflect"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -74,6 +76,7 @@ type App struct {
 	httpSrv       *http.Server
 	HTTPUp        bool
 
+	loaded   Config                       // as read, before start filled in bound addresses: what a reload compares
 	keys     *access.Keyring              // the API's tokens
 	follower *subscriptionFollower        // keeps Subscriptions equal to config and store
 	finops   map[string]*finops.Client    // by connection name, for readiness
@@ -127,7 +130,7 @@ func render(ev store.Event, url string, expires time.Time) ([]byte, error) {
 // StartApp builds and starts everything. On error, what was started is
 // stopped again.
 func StartApp(ctx context.Context, cfg *Config, log zerolog.Logger, opts AppOptions) (_ *App, err error) {
-	a := &App{cfg: cfg, log: log, opts: opts, reg: opts.Registry, fatal: make(chan error, 1), Instance: newInstanceID()}
+	a := &App{cfg: cfg, loaded: *cfg, log: log, opts: opts, reg: opts.Registry, fatal: make(chan error, 1), Instance: newInstanceID()}
 	log = log.With().Str("instance", a.Instance).Logger()
 	a.log = log
 	if a.reg == nil {
@@ -525,16 +528,37 @@ func (a *App) Stop(ctx context.Context) error {
 }
 
 // Run runs the daemon until ctx ends, then shuts down gracefully.
-func Run(ctx context.Context, cfg *Config, log zerolog.Logger, fp Failpoint) error {
+func Run(ctx context.Context, cfg *Config, log zerolog.Logger, fp Failpoint, reloads <-chan ReloadFunc) error {
 	a, err := StartApp(ctx, cfg, log, AppOptions{Schedule: true, Failpoint: fp})
 	if err != nil {
 		return err
 	}
 	log.Info().Int("jobs", len(cfg.Jobs)).Int("subscriptions", len(cfg.Subscriptions)).Msg("exportbridge running")
 	var fatal error
-	select {
-	case <-ctx.Done():
-	case fatal = <-a.Fatal():
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			break wait
+		case fatal = <-a.Fatal():
+			break wait
+		case load := <-reloads:
+			next, err := load()
+			if err != nil {
+				log.Error().Err(err).Msg("reload: the configuration has problems; still running on the previous one")
+				continue
+			}
+			restart, err := a.Reload(ctx, next)
+			switch {
+			case err != nil:
+				log.Error().Err(err).Msg("reload failed; still running on the previous configuration")
+			case len(restart) > 0:
+				log.Warn().Strs("changed", restart).Msg("reload: these settings need a restart; draining and exiting (a supervisor starts the new configuration)")
+				break wait
+			default:
+				log.Info().Str("log_level", next.Log.Level).Int("subscriptions", len(next.Subscriptions)).Msg("configuration reloaded")
+			}
+		}
 	}
 	log.Info().Str("deadline", cfg.Server.ShutdownTimeout.String()).Msg("shutting down")
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.Server.ShutdownTimeout)
@@ -553,6 +577,60 @@ func Run(ctx context.Context, cfg *Config, log zerolog.Logger, fp Failpoint) err
 	}
 	log.Info().Msg("stopped")
 	return nil
+}
+
+// ReloadFunc reads the configuration again (SIGHUP).
+type ReloadFunc func() (*Config, error)
+
+// reloadable are the sections a running daemon takes over without a
+// restart; a change anywhere else drains it and exits, so its supervisor
+// starts the new configuration.
+var reloadable = map[string]bool{"log": true, "subscriptions": true}
+
+// Reload applies next where it can (the log level, the config file's
+// subscriptions) and returns, without applying anything, the sections whose
+// change needs a restart.
+func (a *App) Reload(ctx context.Context, next *Config) (restart []string, err error) {
+	cur, nxt := reflect.ValueOf(a.loaded), reflect.ValueOf(*next)
+	for i := range cur.NumField() {
+		f := cur.Type().Field(i)
+		name := strings.Split(f.Tag.Get("koanf"), ",")[0]
+		if reloadable[name] {
+			continue
+		}
+		if !sameSettings(cur.Field(i), nxt.Field(i)) {
+			restart = append(restart, name)
+		}
+	}
+	if len(restart) > 0 {
+		return restart, nil
+	}
+	if err := SetLogLevel(next.Log.Level); err != nil {
+		return nil, err
+	}
+	if err := a.follower.setConfigured(ctx, next.Subscriptions); err != nil {
+		return nil, err
+	}
+	a.cfg.Log, a.cfg.Subscriptions = next.Log, next.Subscriptions
+	a.loaded.Log, a.loaded.Subscriptions = next.Log, next.Subscriptions
+	return nil, nil
+}
+
+// sameSettings compares two config values, ignoring functions (hooks the
+// code sets, such as a converter's CreateTemp, which never compare equal).
+func sameSettings(a, b reflect.Value) bool {
+	if a.Kind() != reflect.Struct {
+		return reflect.DeepEqual(a.Interface(), b.Interface())
+	}
+	for i := range a.NumField() {
+		if a.Field(i).Kind() == reflect.Func || !a.Type().Field(i).IsExported() {
+			continue
+		}
+		if !sameSettings(a.Field(i), b.Field(i)) {
+			return false
+		}
+	}
+	return true
 }
 
 // onlyReleased reports whether every error in err is the publisher's

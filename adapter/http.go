@@ -97,16 +97,13 @@ func (a *App) hubHandler(st store.Store, committed func()) *hub.Hub {
 func (a *App) adminAPI() *adminapi.API {
 	api := &adminapi.API{Store: a.Store, Runner: a.Runner, Publisher: a.Pub, Subscriptions: a.Subscriptions,
 		Log: a.log.With().Str("component", "api").Logger(), Background: a.background,
-		Stored: a.Store, Configured: map[string]bool{}, SubscriptionHosts: a.cfg.Server.SubscriptionHosts,
+		Stored: a.Store, Configured: a.follower.configuredName, SubscriptionHosts: a.cfg.Server.SubscriptionHosts,
 		StoredTokens: a.Store, ConfigTokens: a.configTokens(),
 		Reload: func(ctx context.Context) {
 			if err := a.follower.reload(ctx); err != nil {
 				a.log.Error().Err(err).Msg("reloading subscriptions failed; the change applies at the next poll")
 			}
 		}}
-	for _, s := range a.cfg.Subscriptions {
-		api.Configured[s.Name] = true
-	}
 	for _, j := range a.cfg.Jobs {
 		api.Jobs = append(api.Jobs, adminapi.Job{Name: j.Name, Kind: j.Kind, Schedule: j.Schedule})
 	}

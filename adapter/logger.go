@@ -1,6 +1,7 @@
 package adapter
 
 import (
+	"fmt"
 	"io"
 	"os"
 	"time"
@@ -30,7 +31,22 @@ func NewLogger(cfg LogConfig, w io.Writer) zerolog.Logger {
 	if console {
 		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
 	}
-	return zerolog.New(redact.Writer(w)).Level(level).With().Timestamp().Logger()
+	// The process's level is zerolog's global one, so a reload (SIGHUP, the
+	// API) changes it for every logger at once; events below it are not
+	// built at all.
+	zerolog.SetGlobalLevel(level)
+	return zerolog.New(redact.Writer(w)).Level(zerolog.TraceLevel).With().Timestamp().Logger()
+}
+
+// SetLogLevel changes the process's log level ("debug", "info", "warn",
+// "error").
+func SetLogLevel(name string) error {
+	level, err := zerolog.ParseLevel(name)
+	if err != nil || name == "" {
+		return fmt.Errorf("log level %q: use debug, info, warn or error", name)
+	}
+	zerolog.SetGlobalLevel(level)
+	return nil
 }
 
 // IsTerminal reports whether w is a terminal.

@@ -3,6 +3,7 @@ package adapter
 import (
 	"context"
 	"encoding/json"
+	"reflect"
 	"sync"
 	"time"
 
@@ -96,6 +97,48 @@ func (f *subscriptionFollower) reload(ctx context.Context) error {
 	f.built, f.version, f.loaded = built, version, true
 	f.reg.Set(subs)
 	return nil
+}
+
+// configuredName reports whether name is a subscription of the config
+// file (read-only through the API).
+func (f *subscriptionFollower) configuredName(name string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, s := range f.configured {
+		if s.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// setConfigured replaces the config file's subscriptions (a reload) and
+// applies them; one whose settings did not change keeps its pointer, so
+// its dispatcher keeps running.
+func (f *subscriptionFollower) setConfigured(ctx context.Context, cfgs []publish.SubscriptionConfig) error {
+	f.mu.Lock()
+	old := map[string]*publish.Subscription{}
+	for _, s := range f.configured {
+		old[s.Name] = s
+	}
+	f.mu.Unlock()
+	var subs []*publish.Subscription
+	for _, c := range cfgs {
+		c = c.WithDefaults()
+		if prev, ok := old[c.Name]; ok && reflect.DeepEqual(prev.SubscriptionConfig, c) {
+			subs = append(subs, prev)
+			continue
+		}
+		s, err := publish.NewSubscription(c)
+		if err != nil {
+			return err
+		}
+		subs = append(subs, s)
+	}
+	f.mu.Lock()
+	f.configured = subs
+	f.mu.Unlock()
+	return f.reload(ctx)
 }
 
 // run reloads whenever the stored version changes, until ctx ends.

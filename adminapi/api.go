@@ -69,7 +69,7 @@ type API struct {
 	// config.toml (read-only here); Reload applies a change to this
 	// process's registry at once (others follow the store).
 	Stored     SubscriptionStore
-	Configured map[string]bool
+	Configured func(name string) bool
 	Reload     func(ctx context.Context)
 	// SubscriptionHosts, when set, are the only hosts runtime
 	// subscriptions may target ("hooks.example.com", "*.example.com",

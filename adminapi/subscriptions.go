@@ -93,7 +93,7 @@ func (a *API) view(s *publish.Subscription, stored map[string]store.StoredSubscr
 		v.Retry = append(v.Retry, d.String())
 	}
 	v.PausedReason, v.Paused = paused[s.Name]
-	if a.Configured[s.Name] {
+	if a.Configured(s.Name) {
 		v.Origin = OriginConfig
 	}
 	if st, ok := stored[s.Name]; ok {
@@ -255,7 +255,7 @@ func (a *API) createSubscription(w http.ResponseWriter, r *http.Request) {
 		forbid(w, p, missing)
 		return
 	}
-	if a.Configured[name] {
+	if a.Configured(name) {
 		apiError(w, http.StatusConflict, fmt.Sprintf("subscription %q is defined in config.toml", name))
 		return
 	}
@@ -290,7 +290,7 @@ func (a *API) createSubscription(w http.ResponseWriter, r *http.Request) {
 func (a *API) runtime(w http.ResponseWriter, r *http.Request) (store.StoredSubscription, publish.SubscriptionSpec, bool) {
 	name := r.PathValue("name")
 	var spec publish.SubscriptionSpec
-	if a.Configured[name] {
+	if a.Configured(name) {
 		// Permission first: a token that may not change it learns no more.
 		if s := a.find(name); s != nil {
 			if ok, missing := mayManage(Principal(r), s.Topics); !ok {

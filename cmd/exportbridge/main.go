@@ -125,12 +125,32 @@ func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
 func cmdRun(ctx context.Context, args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	cfg, _, code := loadConfig(fs, args, stderr)
+	cfg, path, code := loadConfig(fs, args, stderr)
 	if code != exitOK {
 		return code
 	}
 	log := adapter.NewLogger(cfg.Log, stderr)
-	if err := adapter.Run(ctx, cfg, log, adapter.Failpoint(os.Getenv(adapter.FailpointEnv))); err != nil {
+	// SIGHUP reads the configuration again: the log level and the
+	// subscriptions change in place; any other change drains and exits 0.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	reloads := make(chan adapter.ReloadFunc)
+	go func() {
+		for {
+			select {
+			case <-hup:
+			case <-ctx.Done():
+				return
+			}
+			select {
+			case reloads <- func() (*adapter.Config, error) { return adapter.LoadConfig(path, adapter.LoadOptions{}) }:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	if err := adapter.Run(ctx, cfg, log, adapter.Failpoint(os.Getenv(adapter.FailpointEnv)), reloads); err != nil {
 		log.Error().Err(err).Msg("exportbridge stopped with an error")
 		return exitFailed
 	}
