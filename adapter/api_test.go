@@ -94,8 +94,13 @@ func TestAdminAPI(t *testing.T) {
 	}, 10*time.Second, 10*time.Millisecond)
 	var dead []adminapi.DeliveryView
 	require.Eventually(t, func() bool {
+		// Every attempt made before the pause took effect has its outcome
+		// recorded (outcomes are written a few milliseconds after they
+		// happen): nothing is in flight.
+		c, err := a.Store.Counts(context.Background())
+		require.NoError(t, err)
 		call(t, e, "GET", "/api/deliveries?state=dead&subscription=flow", tok, &dead)
-		return len(dead) >= 1
+		return len(dead) >= 1 && c[store.StateInFlight] == 0
 	}, 10*time.Second, 10*time.Millisecond)
 	require.Equal(t, 410, dead[0].LastStatus)
 	require.Equal(t, http.StatusBadRequest, call(t, e, "GET", "/api/deliveries?state=bogus", tok, nil))
@@ -212,7 +217,7 @@ func grepLines(text, prefix string) string {
 // unchanged subscription's dispatcher, and names any other changed
 // section without applying anything.
 func TestReloadAppliesSubscriptionsAndTheLogLevelInPlace(t *testing.T) {
-	t.Parallel()
+	// Not parallel: it sets the process-wide log level.
 	e := newTestEnv(t, finopssim.Config{}, nil)
 	a := startDaemon(t, e)
 	before := a.Subscriptions.Subscriptions()
@@ -238,4 +243,19 @@ func TestReloadAppliesSubscriptionsAndTheLogLevelInPlace(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []string{"jobs"}, restart)
 	require.Len(t, a.Subscriptions.Subscriptions(), 2, "nothing applied when a restart is needed")
+}
+
+func TestLogLevelThroughTheAPI(t *testing.T) {
+	// Not parallel: it sets the process-wide log level.
+	e := hubEnv(t, nil)
+	startDaemon(t, e)
+	var got map[string]string
+	require.Equal(t, 403, send(t, e, "PUT", "/api/log-level", readTok, `{"level":"debug"}`, nil), "read cannot change it")
+	require.Equal(t, 400, send(t, e, "PUT", "/api/log-level", "test-admin-token", `{"level":"loud"}`, &got))
+	require.Contains(t, got["error"], "use debug, info, warn or error")
+	require.Equal(t, 200, send(t, e, "PUT", "/api/log-level", "test-admin-token", `{"level":"warn"}`, &got))
+	require.Equal(t, "warn", got["level"])
+	require.Equal(t, 200, send(t, e, "GET", "/api/log-level", readTok, "", &got))
+	require.Equal(t, "warn", got["level"])
+	require.Equal(t, 200, send(t, e, "PUT", "/api/log-level", "test-admin-token", `{"level":"info"}`, &got))
 }

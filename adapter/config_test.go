@@ -338,7 +338,7 @@ client_secret_file = "secret.txt"
 }
 
 func TestDurationsAreLoggedWithTheirUnit(t *testing.T) {
-	t.Parallel()
+	// Not parallel: it sets the process-wide log level.
 	var b strings.Builder
 	log := NewLogger(LogConfig{Level: "info", Format: "json"}, &b)
 	log.Info().Dur("retry_in", 845*time.Millisecond).Int("records", 7).Msg("x")

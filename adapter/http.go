@@ -99,6 +99,7 @@ func (a *App) adminAPI() *adminapi.API {
 		Log: a.log.With().Str("component", "api").Logger(), Background: a.background,
 		Stored: a.Store, Configured: a.follower.configuredName, SubscriptionHosts: a.cfg.Server.SubscriptionHosts,
 		StoredTokens: a.Store, ConfigTokens: a.configTokens(),
+		LogLevel: func() string { return zerolog.GlobalLevel().String() }, SetLogLevel: SetLogLevel,
 		Reload: func(ctx context.Context) {
 			if err := a.follower.reload(ctx); err != nil {
 				a.log.Error().Err(err).Msg("reloading subscriptions failed; the change applies at the next poll")

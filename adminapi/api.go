@@ -75,6 +75,9 @@ type API struct {
 	// subscriptions may target ("hooks.example.com", "*.example.com",
 	// "host:8443").
 	SubscriptionHosts []string
+	// LogLevel and SetLogLevel read and change the process's log level.
+	LogLevel    func() string
+	SetLogLevel func(level string) error
 	// StoredTokens keeps tokens created through the API; ConfigTokens are
 	// those of config.toml (values unused here).
 	StoredTokens TokenStore
@@ -102,6 +105,8 @@ func (a *API) Handler(keys *access.Keyring) http.Handler {
 	mux.HandleFunc("POST /api/deliveries/replay", a.admin(a.replay))
 	a.subscriptionRoutes(mux)
 	a.tokenRoutes(mux)
+	mux.HandleFunc("GET /api/log-level", a.reader(a.logLevel))
+	mux.HandleFunc("PUT /api/log-level", a.admin(a.setLogLevel))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, err := keys.Authenticate(r)
 		if err != nil {
@@ -442,4 +447,26 @@ func (a *API) replay(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	WriteJSON(w, http.StatusOK, map[string]int{"replayed": n})
+}
+
+func (a *API) logLevel(w http.ResponseWriter, _ *http.Request) {
+	WriteJSON(w, http.StatusOK, map[string]string{"level": a.LogLevel()})
+}
+
+// setLogLevel changes this process's log level until the next restart or
+// reload (other replicas keep theirs).
+func (a *API) setLogLevel(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Level string `json:"level"`
+	}
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1024)).Decode(&req); err != nil {
+		apiError(w, http.StatusBadRequest, "malformed JSON: "+err.Error())
+		return
+	}
+	if err := a.SetLogLevel(req.Level); err != nil {
+		apiError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	a.Log.Warn().Str("token", Principal(r).Name).Str("log_level", req.Level).Msg("log level changed through the API")
+	WriteJSON(w, http.StatusOK, map[string]string{"level": a.LogLevel()})
 }

@@ -548,6 +548,12 @@ func (p *Publisher) dispatch(ctx, attemptCtx context.Context, d *dispatcher) {
 				queue = p.release(ctx, queue, false, log)
 				break
 			}
+			// Paused (a 410, an operator) since they were claimed: back
+			// they go, unsent.
+			if paused, err := p.paused(ctx); err == nil && paused[s.Name] {
+				queue = p.release(ctx, queue, true, log)
+				break
+			}
 			if !pace.wait(ctx) {
 				break
 			}
