@@ -367,27 +367,36 @@ type EventView struct {
 	Body          json.RawMessage `json:"body"`
 }
 
-func (a *API) delivery(w http.ResponseWriter, r *http.Request) {
+// deliveryOf finds the delivery the path's {id} names, answering 400, 404
+// or 503 itself when it cannot.
+func (a *API) deliveryOf(w http.ResponseWriter, r *http.Request) (store.Delivery, bool) {
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil {
 		apiError(w, http.StatusBadRequest, "delivery id must be a number")
-		return
+		return store.Delivery{}, false
 	}
 	ds, err := a.Store.Deliveries(r.Context(), store.Filter{ID: id})
 	if err != nil {
 		apiError(w, http.StatusServiceUnavailable, err.Error())
-		return
+		return store.Delivery{}, false
 	}
 	if len(ds) == 0 {
 		apiError(w, http.StatusNotFound, "no such delivery")
+		return store.Delivery{}, false
+	}
+	return ds[0], true
+}
+
+func (a *API) delivery(w http.ResponseWriter, r *http.Request) {
+	d, ok := a.deliveryOf(w, r)
+	if !ok {
 		return
 	}
-	attempts, err := a.Store.Attempts(r.Context(), id)
+	attempts, err := a.Store.Attempts(r.Context(), d.ID)
 	if err != nil {
 		apiError(w, http.StatusServiceUnavailable, err.Error())
 		return
 	}
-	d := ds[0]
 	out := DeliveryDetail{DeliveryView: viewDelivery(d), Attempts: []AttemptView{}, Event: EventView{ID: d.Event.ID, Type: d.Event.CEType,
 		Source: d.Event.Source, Subject: d.Event.Subject, Topic: d.Event.Topic, ControlNumber: d.Event.ControlNumber, Time: d.Event.CreatedAt,
 		Body: json.RawMessage(d.Event.Body)}}
@@ -402,25 +411,15 @@ func (a *API) delivery(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) replayOne(w http.ResponseWriter, r *http.Request) {
-	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
-	if err != nil {
-		apiError(w, http.StatusBadRequest, "delivery id must be a number")
+	d, ok := a.deliveryOf(w, r)
+	if !ok {
 		return
 	}
-	ds, err := a.Store.Deliveries(r.Context(), store.Filter{ID: id})
-	if err != nil {
-		apiError(w, http.StatusInternalServerError, err.Error())
+	if d.State == store.StateInFlight || d.State == store.StatePending {
+		apiError(w, http.StatusConflict, "delivery is "+d.State+"; only delivered or dead deliveries can be replayed")
 		return
 	}
-	if len(ds) == 0 {
-		apiError(w, http.StatusNotFound, "no such delivery")
-		return
-	}
-	if ds[0].State == store.StateInFlight || ds[0].State == store.StatePending {
-		apiError(w, http.StatusConflict, "delivery is "+ds[0].State+"; only delivered or dead deliveries can be replayed")
-		return
-	}
-	n, err := a.Publisher.Replay(r.Context(), store.Filter{ID: id, State: ds[0].State})
+	n, err := a.Publisher.Replay(r.Context(), store.Filter{ID: d.ID, State: d.State})
 	if err != nil {
 		apiError(w, http.StatusInternalServerError, err.Error())
 		return

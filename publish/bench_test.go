@@ -234,6 +234,7 @@ func deliverWithDeadTargets(b *testing.B, dead bool) time.Duration {
 // rawCeiling POSTs total signed event bodies (one rendered body), split evenly over subs, with
 // each subscription's MaxInFlight concurrency, through a Sender and nothing
 // else (no store, no claims, no outcomes), and returns the time it took.
+// Its requests say attempt 0, so receivers tell them from deliveries.
 func rawCeiling(b *testing.B, subs []*publish.Subscription, total int) time.Duration {
 	b.Helper()
 	src := dataexport.Source{Job: "bench", Kind: "dequeue", MessageID: "raw"}
@@ -259,7 +260,7 @@ func rawCeiling(b *testing.B, subs []*publish.Subscription, total int) time.Dura
 				defer wg.Done()
 				for range work {
 					if _, err := sender.Send(context.Background(), publish.Request{Sub: s, EventID: ev.ID, CEType: ev.CEType, Source: ev.Source,
-						Subject: ev.Subject, Time: ev.CreatedAt, Attempt: 1, Body: body, Now: time.Now()}); err != nil {
+						Subject: ev.Subject, Time: ev.CreatedAt, Attempt: 0, Body: body, Now: time.Now()}); err != nil {
 						b.Error(err)
 						return
 					}
@@ -368,41 +369,5 @@ func deliverWithReplicas(b *testing.B, replicas int) (durable, raw time.Duration
 		_ = pub.Stop(ctx)
 		cancel()
 	}
-	return durable, rawCeilingMarked(b, subs, 2*events)
-}
-
-// rawCeilingMarked is rawCeiling with requests the receivers can tell
-// apart from deliveries (attempt 0).
-func rawCeilingMarked(b *testing.B, subs []*publish.Subscription, total int) time.Duration {
-	b.Helper()
-	src := dataexport.Source{Job: "bench", Kind: "dequeue", MessageID: "raw"}
-	ev := dataexport.NewCompleted(src, dataexport.File{Entity: "Entity 1", SourceFormat: "CSV", ContentType: "application/json"}, time.Now())
-	ev.ControlNumber = 12345
-	body, err := dataexport.Render(ev, "http://127.0.0.1:8080/files/a1-1/e.json?expires=1&signature=00", time.Now())
-	require.NoError(b, err)
-	sender := publish.NewSender()
-	start := time.Now()
-	var wg sync.WaitGroup
-	for _, s := range subs {
-		work := make(chan struct{}, total)
-		for range total / len(subs) {
-			work <- struct{}{}
-		}
-		close(work)
-		for range s.MaxInFlight {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for range work {
-					if _, err := sender.Send(context.Background(), publish.Request{Sub: s, EventID: ev.ID, CEType: ev.CEType, Source: ev.Source,
-						Subject: ev.Subject, Time: ev.CreatedAt, Attempt: 0, Body: body, Now: time.Now()}); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-			}()
-		}
-	}
-	wg.Wait()
-	return time.Since(start)
+	return durable, rawCeiling(b, subs, 2*events)
 }

@@ -470,6 +470,21 @@ func (s *sqlStore) insertRowsCounted(ctx context.Context, tx *sql.Tx, ins rowIns
 	return inserted, nil
 }
 
+// execCount runs one write statement in its own transaction and returns
+// the rows it changed.
+func (s *sqlStore) execCount(ctx context.Context, query string, args ...any) (int, error) {
+	var n int64
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, query, args...)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return int(n), err
+}
+
 // notify tells the other processes, at tx's commit, that deliveries came
 // due.
 func (s *sqlStore) notify(ctx context.Context, tx *sql.Tx) error {
@@ -595,16 +610,7 @@ func (s *sqlStore) LatestControlNumber(ctx context.Context) (int64, error) {
 
 // SweepIdempotencyKeys implements Store.
 func (s *sqlStore) SweepIdempotencyKeys(ctx context.Context, before time.Time) (int, error) {
-	var n int64
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM idempotency_keys WHERE created_at < ?`, ms(before))
-		if err != nil {
-			return err
-		}
-		n, err = res.RowsAffected()
-		return err
-	})
-	return int(n), err
+	return s.execCount(ctx, `DELETE FROM idempotency_keys WHERE created_at < ?`, ms(before))
 }
 
 func (s *sqlStore) commitPackage(ctx context.Context, tx *sql.Tx, p Package) ([]Event, error) {
@@ -818,16 +824,7 @@ func (s *sqlStore) Attempts(ctx context.Context, deliveryID int64) ([]Attempt, e
 
 // SweepAttempts implements Store.
 func (s *sqlStore) SweepAttempts(ctx context.Context, before time.Time) (int, error) {
-	var n int64
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM attempts WHERE started_at < ?`, ms(before))
-		if err != nil {
-			return err
-		}
-		n, err = res.RowsAffected()
-		return err
-	})
-	return int(n), err
+	return s.execCount(ctx, `DELETE FROM attempts WHERE started_at < ?`, ms(before))
 }
 
 // Release implements Store.
