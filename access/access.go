@@ -82,44 +82,31 @@ func parseScope(s string) (scope, error) {
 
 // ValidPattern checks a topic pattern: 1–8 segments of [A-Za-z0-9_.-] or
 // "*", at most 256 bytes.
-func ValidPattern(p string) error {
-	if p == "" {
-		return errors.New("topic pattern is empty")
-	}
-	if len(p) > 256 {
-		return fmt.Errorf("topic pattern is %d bytes; at most 256", len(p))
-	}
-	segs := strings.Split(p, "/")
-	if len(segs) > 8 {
-		return fmt.Errorf("topic pattern %q has %d segments; at most 8", p, len(segs))
-	}
-	for _, seg := range segs {
-		if seg == "*" {
-			continue
-		}
-		if err := validSegment(seg); err != nil {
-			return fmt.Errorf("topic pattern %q: %w", p, err)
-		}
-	}
-	return nil
-}
+func ValidPattern(p string) error { return validTopic(p, "topic pattern", true) }
 
 // ValidTopic checks a topic: 1–8 segments of [A-Za-z0-9_.-], at most 256
 // bytes.
-func ValidTopic(t string) error {
+func ValidTopic(t string) error { return validTopic(t, "topic", false) }
+
+// validTopic checks t as what (named in errors), a "*" segment allowed
+// when wildcard.
+func validTopic(t, what string, wildcard bool) error {
 	if t == "" {
-		return errors.New("topic is empty")
+		return fmt.Errorf("%s is empty", what)
 	}
 	if len(t) > 256 {
-		return fmt.Errorf("topic is %d bytes; at most 256", len(t))
+		return fmt.Errorf("%s is %d bytes; at most 256", what, len(t))
 	}
 	segs := strings.Split(t, "/")
 	if len(segs) > 8 {
-		return fmt.Errorf("topic %q has %d segments; at most 8", t, len(segs))
+		return fmt.Errorf("%s %q has %d segments; at most 8", what, t, len(segs))
 	}
 	for _, seg := range segs {
+		if wildcard && seg == "*" {
+			continue
+		}
 		if err := validSegment(seg); err != nil {
-			return fmt.Errorf("topic %q: %w", t, err)
+			return fmt.Errorf("%s %q: %w", what, t, err)
 		}
 	}
 	return nil
