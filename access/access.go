@@ -16,7 +16,9 @@
 package access
 
 import (
+	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -297,4 +299,37 @@ func (k *Keyring) Authenticate(r *http.Request) (*Principal, error) {
 		}
 	}
 	return nil, ErrUnknownToken
+}
+
+type principalKey struct{}
+
+// PrincipalOf returns the principal Require authenticated the request as.
+func PrincipalOf(r *http.Request) *Principal {
+	return r.Context().Value(principalKey{}).(*Principal)
+}
+
+// Require passes requests with a known token to next, with their principal
+// (PrincipalOf); others get 401 (no or unknown token, with a
+// WWW-Authenticate challenge) or 503 (the token store unreachable), as
+// JSON {"error": …}.
+func (k *Keyring) Require(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, err := k.Authenticate(r)
+		switch {
+		case errors.Is(err, ErrNoToken), errors.Is(err, ErrUnknownToken):
+			w.Header().Set("WWW-Authenticate", `Bearer realm="exportbridge"`)
+			writeError(w, http.StatusUnauthorized, "missing or unknown bearer token")
+			return
+		case err != nil:
+			writeError(w, http.StatusServiceUnavailable, "checking the token: "+err.Error())
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
+	})
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": msg})
 }

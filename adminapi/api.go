@@ -107,30 +107,16 @@ func (a *API) Handler(keys *access.Keyring) http.Handler {
 	a.tokenRoutes(mux)
 	mux.HandleFunc("GET /api/log-level", a.reader(a.logLevel))
 	mux.HandleFunc("PUT /api/log-level", a.admin(a.setLogLevel))
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p, err := keys.Authenticate(r)
-		if err != nil {
-			if !errors.Is(err, access.ErrNoToken) && !errors.Is(err, access.ErrUnknownToken) {
-				apiError(w, http.StatusServiceUnavailable, "checking the token: "+err.Error())
-				return
-			}
-			w.Header().Set("WWW-Authenticate", `Bearer realm="exportbridge"`)
-			apiError(w, http.StatusUnauthorized, "missing or wrong bearer token")
-			return
-		}
+	return keys.Require(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			a.Log.Info().Str("token", p.Name).Str("method", r.Method).Str("path", r.URL.Path).Msg("API change requested")
+			a.Log.Info().Str("token", Principal(r).Name).Str("method", r.Method).Str("path", r.URL.Path).Msg("API change requested")
 		}
-		mux.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
-	})
+		mux.ServeHTTP(w, r)
+	}))
 }
-
-type principalKey struct{}
 
 // Principal is the request's authenticated token.
-func Principal(r *http.Request) *access.Principal {
-	return r.Context().Value(principalKey{}).(*access.Principal)
-}
+func Principal(r *http.Request) *access.Principal { return access.PrincipalOf(r) }
 
 func forbid(w http.ResponseWriter, p *access.Principal, scope string) {
 	apiError(w, http.StatusForbidden, fmt.Sprintf("token %q lacks scope %s", p.Name, scope))

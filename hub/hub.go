@@ -154,27 +154,9 @@ func (h *Hub) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /ServerEvents/Stream", h.auth(h.websocket))
 }
 
-type principalKey struct{}
+func principal(r *http.Request) *access.Principal { return access.PrincipalOf(r) }
 
-func principal(r *http.Request) *access.Principal {
-	return r.Context().Value(principalKey{}).(*access.Principal)
-}
-
-func (h *Hub) auth(next http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		p, err := h.Keys.Authenticate(r)
-		if err != nil {
-			if !errors.Is(err, access.ErrNoToken) && !errors.Is(err, access.ErrUnknownToken) {
-				writeError(w, http.StatusServiceUnavailable, "checking the token: "+err.Error())
-				return
-			}
-			w.Header().Set("WWW-Authenticate", `Bearer realm="exportbridge"`)
-			writeError(w, http.StatusUnauthorized, "missing or unknown bearer token")
-			return
-		}
-		next(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
-	}
-}
+func (h *Hub) auth(next http.HandlerFunc) http.HandlerFunc { return h.Keys.Require(next).ServeHTTP }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
