@@ -123,23 +123,34 @@ func (a *API) find(name string) *publish.Subscription {
 	return nil
 }
 
-func (a *API) listSubscriptions(w http.ResponseWriter, r *http.Request) {
-	p := Principal(r)
+// viewer returns a function that views subscriptions with what the store
+// says of them now (pauses, who created them), answering 503 itself when
+// the store cannot say.
+func (a *API) viewer(w http.ResponseWriter, r *http.Request) (func(*publish.Subscription) SubscriptionView, bool) {
 	paused, err := a.Store.Paused(r.Context())
 	if err != nil {
 		apiError(w, http.StatusServiceUnavailable, err.Error())
-		return
+		return nil, false
 	}
 	stored, err := a.storedByName(r)
 	if err != nil {
 		apiError(w, http.StatusServiceUnavailable, err.Error())
-		return
+		return nil, false
 	}
 	circuits := a.Publisher.Circuits()
+	return func(s *publish.Subscription) SubscriptionView { return a.view(s, stored, paused, circuits) }, true
+}
+
+func (a *API) listSubscriptions(w http.ResponseWriter, r *http.Request) {
+	p := Principal(r)
+	view, ok := a.viewer(w, r)
+	if !ok {
+		return
+	}
 	out := []SubscriptionView{}
 	for _, s := range a.Subscriptions.Subscriptions() {
 		if mayRead(p, s) {
-			out = append(out, a.view(s, stored, paused, circuits))
+			out = append(out, view(s))
 		}
 	}
 	if len(out) == 0 && !p.CanRead() && len(p.SubscribePatterns()) == 0 {
@@ -163,17 +174,11 @@ func (a *API) getSubscription(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) writeView(w http.ResponseWriter, r *http.Request, s *publish.Subscription, status int, secret string) {
-	paused, err := a.Store.Paused(r.Context())
-	if err != nil {
-		apiError(w, http.StatusServiceUnavailable, err.Error())
+	view, ok := a.viewer(w, r)
+	if !ok {
 		return
 	}
-	stored, err := a.storedByName(r)
-	if err != nil {
-		apiError(w, http.StatusServiceUnavailable, err.Error())
-		return
-	}
-	v := a.view(s, stored, paused, a.Publisher.Circuits())
+	v := view(s)
 	v.Secret = secret
 	WriteJSON(w, status, v)
 }
