@@ -896,6 +896,26 @@ func (f Filter) where() (string, []any) {
 		conds = append(conds, "d.id = ?")
 		args = append(args, f.ID)
 	}
+	if f.Job != "" {
+		conds = append(conds, "e.job = ?")
+		args = append(args, f.Job)
+	}
+	if f.Entity != "" {
+		conds = append(conds, "e.entity = ?")
+		args = append(args, f.Entity)
+	}
+	if !f.Since.IsZero() {
+		conds = append(conds, "d.created_at >= ?")
+		args = append(args, ms(f.Since))
+	}
+	if !f.Until.IsZero() {
+		conds = append(conds, "d.created_at < ?")
+		args = append(args, ms(f.Until))
+	}
+	if f.Before != 0 {
+		conds = append(conds, "d.id < ?")
+		args = append(args, f.Before)
+	}
 	if len(f.EventIDs) > 0 {
 		conds = append(conds, "d.event_id IN ("+strings.TrimSuffix(strings.Repeat("?,", len(f.EventIDs)), ",")+")")
 		for _, id := range f.EventIDs {
@@ -923,7 +943,7 @@ func (s *sqlStore) Replay(ctx context.Context, f Filter, now time.Time) (int, er
 			return err
 		}
 		res, err := tx.ExecContext(ctx, `UPDATE deliveries SET state = 'pending', attempt = 0, next_attempt_at = ?, lease_until = 0, updated_at = ?, delivered_at = 0
-			WHERE id IN (SELECT d.id FROM deliveries d`+where+`)`, append([]any{ms(now), ms(now)}, args...)...)
+			WHERE id IN (SELECT d.id FROM deliveries d JOIN events e ON e.event_id = d.event_id`+where+`)`, append([]any{ms(now), ms(now)}, args...)...)
 		if err != nil {
 			return err
 		}
@@ -944,6 +964,14 @@ func (s *sqlStore) Deliveries(ctx context.Context, f Filter) ([]Delivery, error)
 		return nil, err
 	}
 	return scanDeliveries(rows)
+}
+
+// CountDeliveries implements Store.
+func (s *sqlStore) CountDeliveries(ctx context.Context, f Filter) (int, error) {
+	where, args := f.where()
+	var n int
+	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM deliveries d JOIN events e ON e.event_id = d.event_id`+where, args...).Scan(&n)
+	return n, err
 }
 
 // Counts implements Store. Each count but delivered reads a partial index;

@@ -150,6 +150,8 @@ type Store interface {
 	Replay(ctx context.Context, f Filter, now time.Time) (int, error)
 	// Deliveries lists deliveries, newest first.
 	Deliveries(ctx context.Context, f Filter) ([]Delivery, error)
+	// CountDeliveries counts the deliveries f selects (its Limit aside).
+	CountDeliveries(ctx context.Context, f Filter) (int, error)
 	// Counts returns the number of deliveries per state.
 	Counts(ctx context.Context) (map[string]int, error)
 
@@ -344,5 +346,13 @@ type Filter struct {
 	Subscription string
 	ID           int64
 	EventIDs     []string // any of these events
-	Limit        int      // default 100
+	Job          string   // the event's job
+	Entity       string   // the event's entity
+	// Since and Until bound the delivery's creation time: Since <= t < Until
+	// (zero: unbounded).
+	Since, Until time.Time
+	// Before is the paging cursor: only deliveries with a smaller ID (lists
+	// are newest first, so it is the last ID of the previous page).
+	Before int64
+	Limit  int // default 100
 }

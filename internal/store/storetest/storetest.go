@@ -61,6 +61,7 @@ func Run(t *testing.T, open Opener) {
 		"CompleteOutcomes":             testComplete,
 		"RescueExpiredLeases":          testRescue,
 		"ReplayKeepsEventID":           testReplay,
+		"FilterAndPage":                testFilterAndPage,
 		"ConcurrentClaimsNeverShare":   testConcurrentClaims,
 		"LeasesAcrossProcesses":        testLeasesAcrossProcesses,
 		"OneJobLeaseHolderAtATime":     testOneJobLeaseHolder,
@@ -579,6 +580,71 @@ func testReplay(t *testing.T, s store.Store, _ func() store.Store) {
 	require.True(t, ids[dead[0].Event.ID], "same EventId after replay")
 	_, err = s.Replay(ctx, store.Filter{State: store.StateInFlight}, t0)
 	require.Error(t, err)
+}
+
+// testFilterAndPage selects deliveries by job, entity and creation time,
+// pages through them by cursor, counts and replays what a filter selects.
+func testFilterAndPage(t *testing.T, s store.Store, _ func() store.Store) {
+	early := Package("j1", "m1", []string{"A", "B"}, "s1")
+	late := Package("j2", "m2", []string{"A", "C"}, "s1")
+	late.At = t0.Add(time.Hour)
+	for _, p := range []store.Package{early, late} {
+		_, err := s.CommitPackage(ctx, p)
+		require.NoError(t, err)
+	}
+	tests := []struct {
+		name string
+		f    store.Filter
+		want []string // event ids, newest first
+	}{
+		{"all", store.Filter{}, []string{"ev-m2-1", "ev-m2-0", "ev-m1-1", "ev-m1-0"}},
+		{"job", store.Filter{Job: "j1"}, []string{"ev-m1-1", "ev-m1-0"}},
+		{"entity", store.Filter{Entity: "A"}, []string{"ev-m2-0", "ev-m1-0"}},
+		{"job and entity", store.Filter{Job: "j2", Entity: "A"}, []string{"ev-m2-0"}},
+		{"since", store.Filter{Since: t0.Add(time.Minute)}, []string{"ev-m2-1", "ev-m2-0"}},
+		{"until", store.Filter{Until: t0.Add(time.Minute)}, []string{"ev-m1-1", "ev-m1-0"}},
+		{"no match", store.Filter{Job: "j1", Since: t0.Add(time.Minute)}, nil},
+	}
+	for _, tc := range tests {
+		ds, err := s.Deliveries(ctx, tc.f)
+		require.NoError(t, err, tc.name)
+		var got []string
+		for _, d := range ds {
+			got = append(got, d.Event.ID)
+		}
+		require.Equal(t, tc.want, got, tc.name)
+		n, err := s.CountDeliveries(ctx, tc.f)
+		require.NoError(t, err, tc.name)
+		require.Equal(t, len(tc.want), n, tc.name)
+	}
+
+	// Pages of one, each starting below the last ID of the one before.
+	var paged []string
+	f := store.Filter{Limit: 1}
+	for {
+		ds, err := s.Deliveries(ctx, f)
+		require.NoError(t, err)
+		if len(ds) == 0 {
+			break
+		}
+		paged = append(paged, ds[0].Event.ID)
+		f.Before = ds[0].ID
+	}
+	require.Equal(t, tests[0].want, paged)
+
+	ds, err := s.ClaimDue(ctx, ownerA, "s1", t0.Add(2*time.Hour), t0.Add(3*time.Hour), 10)
+	require.NoError(t, err)
+	require.Len(t, ds, 4)
+	for _, d := range ds {
+		_, err := s.Complete(ctx, ownerA, store.Completion{ID: d.ID, Outcome: store.Outcome{State: store.StateDead, Status: 500, At: t0.Add(2 * time.Hour)}})
+		require.NoError(t, err)
+	}
+	n, err := s.Replay(ctx, store.Filter{Job: "j2", Entity: "C"}, t0.Add(2*time.Hour))
+	require.NoError(t, err)
+	require.Equal(t, 1, n, "only the dead letter of j2's entity C")
+	n, err = s.CountDeliveries(ctx, store.Filter{State: store.StateDead})
+	require.NoError(t, err)
+	require.Equal(t, 3, n)
 }
 
 // testConcurrentClaims claims from two handles (two processes), two
