@@ -14,6 +14,7 @@ type recordSweeper struct {
 	st interface {
 		SweepAttempts(ctx context.Context, before time.Time) (int, error)
 		SweepIdempotencyKeys(ctx context.Context, before time.Time) (int, error)
+		SweepSessions(ctx context.Context, before time.Time) (int, error)
 	}
 	attempts, keys time.Duration
 	log            zerolog.Logger
@@ -27,6 +28,9 @@ func (s recordSweeper) sweep(ctx context.Context, now time.Time) {
 	}
 	if _, err := s.st.SweepIdempotencyKeys(ctx, now.Add(-s.keys)); err != nil {
 		s.log.Error().Err(err).Msg("sweeping idempotency keys failed")
+	}
+	if _, err := s.st.SweepSessions(ctx, now); err != nil {
+		s.log.Error().Err(err).Msg("sweeping expired sessions failed")
 	}
 }
 

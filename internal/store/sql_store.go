@@ -1141,6 +1141,38 @@ func (s *sqlStore) TokenByHash(ctx context.Context, hash []byte) (StoredToken, e
 	return t, err
 }
 
+// CreateSession implements Store.
+func (s *sqlStore) CreateSession(ctx context.Context, se Session) error {
+	_, err := s.execCount(ctx, `INSERT INTO sessions (hash, token_hash, csrf, created_at, expires_at) VALUES (?, ?, ?, ?, ?)`,
+		se.Hash, se.TokenHash, se.CSRF, ms(se.CreatedAt), ms(se.ExpiresAt))
+	return err
+}
+
+// SessionByHash implements Store.
+func (s *sqlStore) SessionByHash(ctx context.Context, hash []byte, now time.Time) (Session, error) {
+	se := Session{Hash: hash}
+	var created, expires int64
+	err := s.db.QueryRowContext(ctx, `SELECT token_hash, csrf, created_at, expires_at FROM sessions WHERE hash = ? AND expires_at > ?`, hash, ms(now)).
+		Scan(&se.TokenHash, &se.CSRF, &created, &expires)
+	if errors.Is(err, sql.ErrNoRows) {
+		return se, ErrNotFound
+	}
+	se.CreatedAt, se.ExpiresAt = fromMS(created), fromMS(expires)
+	return se, err
+}
+
+// DeleteSession implements Store; deleting a missing session is no error
+// (logging out twice).
+func (s *sqlStore) DeleteSession(ctx context.Context, hash []byte) error {
+	_, err := s.execCount(ctx, `DELETE FROM sessions WHERE hash = ?`, hash)
+	return err
+}
+
+// SweepSessions implements Store.
+func (s *sqlStore) SweepSessions(ctx context.Context, before time.Time) (int, error) {
+	return s.execCount(ctx, `DELETE FROM sessions WHERE expires_at < ?`, ms(before))
+}
+
 // Pause implements Store.
 func (s *sqlStore) Pause(ctx context.Context, subscription, reason string, at time.Time) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {

@@ -111,6 +111,14 @@ type Store interface {
 	Tokens(ctx context.Context) ([]StoredToken, error)
 	TokenByHash(ctx context.Context, hash []byte) (StoredToken, error)
 
+	// Sessions of the web page, by the hash of their id. SessionByHash
+	// answers ErrNotFound for a missing or expired session.
+	CreateSession(ctx context.Context, s Session) error
+	SessionByHash(ctx context.Context, hash []byte, now time.Time) (Session, error)
+	DeleteSession(ctx context.Context, hash []byte) error
+	// SweepSessions forgets sessions expired before before.
+	SweepSessions(ctx context.Context, before time.Time) (int, error)
+
 	// Attempts returns a delivery's recorded attempts, oldest first.
 	Attempts(ctx context.Context, deliveryID int64) ([]Attempt, error)
 	// SweepAttempts forgets attempts made before before.
@@ -301,6 +309,17 @@ type StoredToken struct {
 	Scopes    []string
 	CreatedBy string
 	CreatedAt time.Time
+}
+
+// Session is a web page session: the hash of its id (the cookie's value
+// is the id), the hash of the token it was started with, its CSRF token
+// and its expiry.
+type Session struct {
+	Hash      []byte
+	TokenHash []byte
+	CSRF      string
+	CreatedAt time.Time
+	ExpiresAt time.Time
 }
 
 // IdempotencyKey is a client's Idempotency-Key, per principal (token

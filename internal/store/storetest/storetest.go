@@ -58,6 +58,7 @@ func Run(t *testing.T, open Opener) {
 		"StoredSubscriptions":          testStoredSubscriptions,
 		"AttemptsAreRecorded":          testAttempts,
 		"Tokens":                       testTokens,
+		"Sessions":                     testSessions,
 		"CompleteOutcomes":             testComplete,
 		"RescueExpiredLeases":          testRescue,
 		"ReplayKeepsEventID":           testReplay,
@@ -241,6 +242,31 @@ func testTokens(t *testing.T, s store.Store, other func() store.Store) {
 	require.ErrorIs(t, s.DeleteToken(ctx, "ci"), store.ErrNotFound)
 	_, err = other().TokenByHash(ctx, hash)
 	require.ErrorIs(t, err, store.ErrNotFound, "a deleted token authenticates nobody, in any process")
+}
+
+// testSessions: a session is found by its hash from another handle until
+// it expires or is deleted; expired ones are swept.
+func testSessions(t *testing.T, s store.Store, other func() store.Store) {
+	live := store.Session{Hash: []byte("live-hash"), TokenHash: []byte("token-hash"), CSRF: "csrf-1", CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
+	old := store.Session{Hash: []byte("old-hash"), TokenHash: []byte("token-hash"), CSRF: "csrf-2", CreatedAt: t0, ExpiresAt: t0.Add(time.Minute)}
+	require.NoError(t, s.CreateSession(ctx, live))
+	require.NoError(t, s.CreateSession(ctx, old))
+	got, err := other().SessionByHash(ctx, live.Hash, t0.Add(30*time.Minute))
+	require.NoError(t, err)
+	require.Equal(t, live.TokenHash, got.TokenHash)
+	require.Equal(t, "csrf-1", got.CSRF)
+	require.True(t, got.ExpiresAt.Equal(live.ExpiresAt))
+	_, err = s.SessionByHash(ctx, old.Hash, t0.Add(30*time.Minute))
+	require.ErrorIs(t, err, store.ErrNotFound, "expired")
+	_, err = s.SessionByHash(ctx, []byte("nobody"), t0)
+	require.ErrorIs(t, err, store.ErrNotFound)
+	n, err := s.SweepSessions(ctx, t0.Add(30*time.Minute))
+	require.NoError(t, err)
+	require.Equal(t, 1, n, "only the expired session")
+	require.NoError(t, s.DeleteSession(ctx, live.Hash))
+	require.NoError(t, s.DeleteSession(ctx, live.Hash), "logging out twice")
+	_, err = s.SessionByHash(ctx, live.Hash, t0)
+	require.ErrorIs(t, err, store.ErrNotFound)
 }
 
 func testAttempts(t *testing.T, s store.Store, other func() store.Store) {
