@@ -285,7 +285,13 @@ func (k *Keyring) Authenticate(r *http.Request) (*Principal, error) {
 	if tok == "" {
 		return nil, ErrNoToken
 	}
-	h := Hash(tok)
+	return k.ByHash(r, Hash(tok))
+}
+
+// ByHash returns the principal of the token whose SHA-256 is h
+// (ErrUnknownToken when there is none): a web page session keeps the hash
+// of its token, so that deleting the token ends the session.
+func (k *Keyring) ByHash(r *http.Request, h [32]byte) (*Principal, error) {
 	if p, ok := k.byHash[h]; ok {
 		return p, nil
 	}
@@ -302,6 +308,11 @@ func (k *Keyring) Authenticate(r *http.Request) (*Principal, error) {
 }
 
 type principalKey struct{}
+
+// WithPrincipal returns r carrying p, as Require would pass it on.
+func WithPrincipal(r *http.Request, p *Principal) *http.Request {
+	return r.WithContext(context.WithValue(r.Context(), principalKey{}, p))
+}
 
 // PrincipalOf returns the principal Require authenticated the request as.
 func PrincipalOf(r *http.Request) *Principal {
@@ -324,7 +335,7 @@ func (k *Keyring) Require(next http.Handler) http.Handler {
 			writeError(w, http.StatusServiceUnavailable, "checking the token: "+err.Error())
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
+		next.ServeHTTP(w, WithPrincipal(r, p))
 	})
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -258,4 +259,59 @@ func TestLogLevelThroughTheAPI(t *testing.T) {
 	require.Equal(t, 200, send(t, e, "GET", "/api/log-level", readTok, "", &got))
 	require.Equal(t, "warn", got["level"])
 	require.Equal(t, 200, send(t, e, "PUT", "/api/log-level", "test-admin-token", `{"level":"info"}`, &got))
+}
+
+// TestStatusAndDeliveryPaging: /api/status sums up jobs, readiness,
+// delivery counts and subscription states; deliveries filter by job and
+// entity, page by cursor, and are counted before a replay of all matching.
+func TestStatusAndDeliveryPaging(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, finopssim.Config{}, nil)
+	a := startDaemon(t, e)
+	const tok = "test-admin-token"
+	e.sim.EnqueueSample(testActivity)
+	_, err := a.Runner.Run(context.Background(), "customer-groups", nil)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, call(t, e, "POST", "/api/subscriptions/flow/pause", tok, nil))
+
+	var st adminapi.StatusView
+	require.Eventually(t, func() bool {
+		require.Equal(t, http.StatusOK, call(t, e, "GET", "/api/status", tok, &st))
+		return st.Deliveries[store.StateDelivered] == 3
+	}, 10*time.Second, 10*time.Millisecond)
+	require.True(t, st.Ready, "%v", st.Checks)
+	require.Equal(t, "ok", st.Checks["connection:finops"])
+	require.Len(t, st.Jobs, 2)
+	require.Equal(t, "ok", st.Jobs[0].LastRun.Outcome)
+	require.Equal(t, []adminapi.SubscriptionRow{{Name: "flow", State: adminapi.StatePaused, Reason: "paused by admin through the API"}}, st.Subscriptions)
+
+	var all, page []adminapi.DeliveryView
+	require.Equal(t, http.StatusOK, call(t, e, "GET", "/api/deliveries?job=customer-groups", tok, &all))
+	require.Len(t, all, 3)
+	var paged []int64
+	for cursor := ""; ; {
+		require.Equal(t, http.StatusOK, call(t, e, "GET", "/api/deliveries?limit=2"+cursor, tok, &page))
+		for _, d := range page {
+			paged = append(paged, d.ID)
+		}
+		if len(page) < 2 {
+			break
+		}
+		cursor = "&before=" + itoa(page[len(page)-1].ID)
+	}
+	require.Equal(t, []int64{all[0].ID, all[1].ID, all[2].ID}, paged)
+	var one []adminapi.DeliveryView
+	require.Equal(t, http.StatusOK, call(t, e, "GET", "/api/deliveries?entity="+url.QueryEscape(all[1].Entity), tok, &one))
+	require.Len(t, one, 1)
+	require.Equal(t, all[1].ID, one[0].ID)
+	var count map[string]int
+	require.Equal(t, http.StatusOK, call(t, e, "GET", "/api/deliveries/count?state=delivered&job=customer-groups", tok, &count))
+	require.Equal(t, 3, count["count"])
+	require.Equal(t, http.StatusOK, call(t, e, "GET", "/api/deliveries/count?job=nope", tok, &count))
+	require.Equal(t, 0, count["count"])
+	require.Equal(t, http.StatusOK, call(t, e, "GET", "/api/deliveries?since="+url.QueryEscape(time.Now().Add(time.Hour).Format(time.RFC3339)), tok, &one))
+	require.Empty(t, one)
+	for _, bad := range []string{"since=yesterday", "until=1", "before=x", "limit=0", "state=lost"} {
+		require.Equal(t, http.StatusBadRequest, call(t, e, "GET", "/api/deliveries?"+bad, tok, nil), bad)
+	}
 }

@@ -99,7 +99,7 @@ func (a *App) adminAPI() *adminapi.API {
 		Log: a.log.With().Str("component", "api").Logger(), Background: a.background,
 		Stored: a.Store, Configured: a.follower.configuredName, SubscriptionHosts: a.cfg.Server.SubscriptionHosts,
 		StoredTokens: a.Store, ConfigTokens: a.configTokens(),
-		LogLevel: func() string { return zerolog.GlobalLevel().String() }, SetLogLevel: SetLogLevel,
+		LogLevel: func() string { return zerolog.GlobalLevel().String() }, SetLogLevel: SetLogLevel, Readiness: a.readiness,
 		Reload: func(ctx context.Context) {
 			if err := a.follower.reload(ctx); err != nil {
 				a.log.Error().Err(err).Msg("reloading subscriptions failed; the change applies at the next poll")
@@ -124,39 +124,51 @@ func (a *App) background(fn func(ctx context.Context)) {
 }
 
 func (a *App) ready(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	checks, ok := a.readiness(r.Context())
+	status := http.StatusOK
+	if !ok {
+		status = http.StatusServiceUnavailable
+	}
+	adminapi.WriteJSON(w, status, checks)
+}
+
+// readiness checks the store, the storage, the scheduler, each FinOps
+// connection and each job's environment: "ok", or what is wrong.
+func (a *App) readiness(ctx context.Context) (map[string]string, bool) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	checks := map[string]string{"store": "ok"}
-	status := http.StatusOK
+	ok := true
+	fail := func(key, msg string) { checks[key], ok = msg, false }
 	if err := a.Store.Ping(ctx); err != nil {
-		checks["store"], status = err.Error(), http.StatusServiceUnavailable
+		fail("store", err.Error())
 	}
-	if p, ok := a.Files.(interface{ Ping(context.Context) error }); ok {
+	if p, is := a.Files.(interface{ Ping(context.Context) error }); is {
 		checks["storage"] = "ok"
 		if err := p.Ping(ctx); err != nil {
-			checks["storage"], status = redact.String(err.Error()), http.StatusServiceUnavailable
+			fail("storage", redact.String(err.Error()))
 		}
 	}
 	if a.opts.Schedule {
 		checks["scheduler"] = "ok"
 		if a.Sched == nil || !a.Sched.Running() {
-			checks["scheduler"], status = "not running", http.StatusServiceUnavailable
+			fail("scheduler", "not running")
 		}
 	}
 	for name, c := range a.finops {
 		h, key := c.Health(), "connection:"+name
 		checks[key] = "ok"
 		if h.ConsecutiveFailures >= a.cfg.Connections[name].UnreadyAfter {
-			checks[key], status = fmt.Sprintf("%d calls in a row failed; last at %s: %s", h.ConsecutiveFailures,
-				h.LastErrorAt.UTC().Format(time.RFC3339), redact.String(h.LastError)), http.StatusServiceUnavailable
+			fail(key, fmt.Sprintf("%d calls in a row failed; last at %s: %s", h.ConsecutiveFailures,
+				h.LastErrorAt.UTC().Format(time.RFC3339), redact.String(h.LastError)))
 		}
 	}
 	if a.Runner != nil {
 		for job, msg := range a.Runner.EnvironmentFaults() {
-			checks["job:"+job], status = msg, http.StatusServiceUnavailable
+			fail("job:"+job, msg)
 		}
 	}
-	adminapi.WriteJSON(w, status, checks)
+	return checks, ok
 }
 
 // demoReceiver is the demo's sample subscriber: it verifies each request's

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -29,6 +30,8 @@ type Store interface {
 	Deliveries(ctx context.Context, f store.Filter) ([]store.Delivery, error)
 	Attempts(ctx context.Context, deliveryID int64) ([]store.Attempt, error)
 	Paused(ctx context.Context) (map[string]string, error)
+	CountDeliveries(ctx context.Context, f store.Filter) (int, error)
+	Counts(ctx context.Context) (map[string]int, error)
 }
 
 // Runner runs jobs (pipeline.Runner).
@@ -52,6 +55,9 @@ type SubscriptionStore interface {
 	DeleteSubscription(ctx context.Context, name string) error
 	StoredSubscriptions(ctx context.Context) ([]store.StoredSubscription, int64, error)
 }
+
+// ErrInvalid marks a request's bad parameter.
+var ErrInvalid = errors.New("invalid")
 
 // Job is a configured job as the API lists it.
 type Job struct {
@@ -85,6 +91,9 @@ type API struct {
 	// NextRun says when a job runs next (zero: not scheduled); nil when
 	// this process schedules nothing.
 	NextRun func(job string) time.Time
+	// Readiness answers what /readyz does: each check ("ok" or what is
+	// wrong) and whether all are ok.
+	Readiness func(ctx context.Context) (map[string]string, bool)
 	// Background starts fn outside the request (a run started from the API
 	// outlives it; the app stops it at shutdown).
 	Background func(fn func(ctx context.Context))
@@ -96,10 +105,19 @@ type API struct {
 // scopes manages subscriptions within its patterns. Every change is
 // logged with the token's name.
 func (a *API) Handler(keys *access.Keyring) http.Handler {
+	return keys.Require(a.Routes())
+}
+
+// Routes returns the routes for requests that carry their principal
+// already (access.WithPrincipal): the web page's, whose sessions stand for
+// a token.
+func (a *API) Routes() http.Handler {
 	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/status", a.reader(a.status))
 	mux.HandleFunc("GET /api/jobs", a.reader(a.jobs))
 	mux.HandleFunc("POST /api/jobs/{name}/run", a.admin(a.runJob))
 	mux.HandleFunc("GET /api/deliveries", a.reader(a.deliveries))
+	mux.HandleFunc("GET /api/deliveries/count", a.reader(a.countDeliveries))
 	mux.HandleFunc("GET /api/deliveries/{id}", a.reader(a.delivery))
 	mux.HandleFunc("POST /api/deliveries/{id}/replay", a.admin(a.replayOne))
 	mux.HandleFunc("POST /api/deliveries/replay", a.admin(a.replay))
@@ -107,12 +125,12 @@ func (a *API) Handler(keys *access.Keyring) http.Handler {
 	a.tokenRoutes(mux)
 	mux.HandleFunc("GET /api/log-level", a.reader(a.logLevel))
 	mux.HandleFunc("PUT /api/log-level", a.admin(a.setLogLevel))
-	return keys.Require(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			a.Log.Info().Str("token", Principal(r).Name).Str("method", r.Method).Str("path", r.URL.Path).Msg("API change requested")
 		}
 		mux.ServeHTTP(w, r)
-	}))
+	})
 }
 
 // Principal is the request's authenticated token.
@@ -187,10 +205,18 @@ type RunView struct {
 }
 
 func (a *API) jobs(w http.ResponseWriter, r *http.Request) {
-	leases, err := a.Store.JobLeases(r.Context(), time.Now())
+	out, err := a.jobViews(r.Context())
 	if err != nil {
-		apiError(w, http.StatusInternalServerError, err.Error())
+		apiError(w, http.StatusServiceUnavailable, err.Error())
 		return
+	}
+	WriteJSON(w, http.StatusOK, out)
+}
+
+func (a *API) jobViews(ctx context.Context) ([]JobView, error) {
+	leases, err := a.Store.JobLeases(ctx, time.Now())
+	if err != nil {
+		return nil, err
 	}
 	out := []JobView{}
 	for _, j := range a.Jobs {
@@ -198,10 +224,9 @@ func (a *API) jobs(w http.ResponseWriter, r *http.Request) {
 		if l, ok := leases[j.Name]; ok {
 			v.Running, v.RunningIn = true, l.Owner
 		}
-		runs, err := a.Store.Runs(r.Context(), j.Name, 5)
+		runs, err := a.Store.Runs(ctx, j.Name, 5)
 		if err != nil {
-			apiError(w, http.StatusInternalServerError, err.Error())
-			return
+			return nil, err
 		}
 		for _, run := range runs {
 			if run.Outcome == store.RunRunning {
@@ -218,6 +243,63 @@ func (a *API) jobs(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		out = append(out, v)
+	}
+	return out, nil
+}
+
+// StatusView is GET /api/status: what an operator looks at first.
+type StatusView struct {
+	Ready  bool              `json:"ready"`
+	Checks map[string]string `json:"checks"`
+	Jobs   []JobView         `json:"jobs"`
+	// Deliveries counts deliveries by state.
+	Deliveries    map[string]int    `json:"deliveries"`
+	Subscriptions []SubscriptionRow `json:"subscriptions"`
+}
+
+// SubscriptionRow is a subscription's state: active, paused or open (its
+// circuit; as this process sees it).
+type SubscriptionRow struct {
+	Name   string `json:"name"`
+	State  string `json:"state"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// Subscription states.
+const (
+	StateActive = "active"
+	StatePaused = "paused"
+	StateOpen   = "open"
+)
+
+func (a *API) status(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	out := StatusView{Checks: map[string]string{}, Ready: true}
+	if a.Readiness != nil {
+		out.Checks, out.Ready = a.Readiness(ctx)
+	}
+	var err error
+	if out.Jobs, err = a.jobViews(ctx); err == nil {
+		out.Deliveries, err = a.Store.Counts(ctx)
+	}
+	var paused map[string]string
+	if err == nil {
+		paused, err = a.Store.Paused(ctx)
+	}
+	if err != nil {
+		apiError(w, http.StatusServiceUnavailable, err.Error())
+		return
+	}
+	circuits := a.Publisher.Circuits()
+	out.Subscriptions = []SubscriptionRow{}
+	for _, s := range a.Subscriptions.Subscriptions() {
+		row := SubscriptionRow{Name: s.Name, State: StateActive}
+		if reason, ok := paused[s.Name]; ok {
+			row.State, row.Reason = StatePaused, reason
+		} else if c := circuits[s.Name]; c.State == publish.CircuitOpen {
+			row.State, row.Reason = StateOpen, fmt.Sprintf("%d failures in a row; next probe at %s", c.ConsecutiveFailures, c.NextProbeAt.UTC().Format(time.RFC3339))
+		}
+		out.Subscriptions = append(out.Subscriptions, row)
 	}
 	WriteJSON(w, http.StatusOK, out)
 }
@@ -287,18 +369,35 @@ func viewDelivery(d store.Delivery) DeliveryView {
 	return v
 }
 
-func filterFrom(r *http.Request) (store.Filter, error) {
-	q := r.URL.Query()
-	f := store.Filter{State: q.Get("state"), Subscription: q.Get("subscription")}
+// FilterFrom reads a delivery filter from query parameters: state,
+// subscription, job, entity, since and until (RFC 3339), before (the
+// paging cursor: the last id of the previous page) and limit.
+func FilterFrom(q url.Values) (store.Filter, error) {
+	f := store.Filter{State: q.Get("state"), Subscription: q.Get("subscription"), Job: q.Get("job"), Entity: q.Get("entity")}
 	switch f.State {
 	case "", store.StatePending, store.StateInFlight, store.StateDelivered, store.StateDead:
 	default:
-		return f, errors.New("state must be pending, in_flight, delivered or dead")
+		return f, fmt.Errorf("%w: state %q: must be pending, in_flight, delivered or dead", ErrInvalid, f.State)
+	}
+	for key, t := range map[string]*time.Time{"since": &f.Since, "until": &f.Until} {
+		if v := q.Get(key); v != "" {
+			var err error
+			if *t, err = time.Parse(time.RFC3339, v); err != nil {
+				return f, fmt.Errorf("%w: %s %q: must be a time like 2026-11-28T09:00:00Z", ErrInvalid, key, v)
+			}
+		}
+	}
+	if b := q.Get("before"); b != "" {
+		n, err := strconv.ParseInt(b, 10, 64)
+		if err != nil || n < 1 {
+			return f, fmt.Errorf("%w: before %q: must be a delivery id", ErrInvalid, b)
+		}
+		f.Before = n
 	}
 	if l := q.Get("limit"); l != "" {
 		n, err := strconv.Atoi(l)
 		if err != nil || n < 1 || n > 10000 {
-			return f, errors.New("limit must be 1..10000")
+			return f, fmt.Errorf("%w: limit %q: must be 1..10000", ErrInvalid, l)
 		}
 		f.Limit = n
 	}
@@ -306,7 +405,7 @@ func filterFrom(r *http.Request) (store.Filter, error) {
 }
 
 func (a *API) deliveries(w http.ResponseWriter, r *http.Request) {
-	f, err := filterFrom(r)
+	f, err := FilterFrom(r.URL.Query())
 	if err != nil {
 		apiError(w, http.StatusBadRequest, err.Error())
 		return
@@ -321,6 +420,20 @@ func (a *API) deliveries(w http.ResponseWriter, r *http.Request) {
 		out = append(out, viewDelivery(d))
 	}
 	WriteJSON(w, http.StatusOK, out)
+}
+
+func (a *API) countDeliveries(w http.ResponseWriter, r *http.Request) {
+	f, err := FilterFrom(r.URL.Query())
+	if err != nil {
+		apiError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	n, err := a.Store.CountDeliveries(r.Context(), f)
+	if err != nil {
+		apiError(w, http.StatusServiceUnavailable, err.Error())
+		return
+	}
+	WriteJSON(w, http.StatusOK, map[string]int{"count": n})
 }
 
 // AttemptView is one attempt as GET /api/deliveries/{id} lists it.
@@ -414,7 +527,7 @@ func (a *API) replayOne(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) replay(w http.ResponseWriter, r *http.Request) {
-	f, err := filterFrom(r)
+	f, err := FilterFrom(r.URL.Query())
 	if err != nil {
 		apiError(w, http.StatusBadRequest, err.Error())
 		return
