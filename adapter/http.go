@@ -58,14 +58,14 @@ func (a *App) Handler() http.Handler {
 	return mux
 }
 
-// configTokens lists the configured tokens' names and scopes (values
+// configTokenViews lists the configured tokens' names and scopes (values
 // dropped).
-func (a *App) configTokens() []access.Token {
+func (c *Config) configTokenViews() []access.Token {
 	var out []access.Token
-	for _, t := range a.cfg.Tokens {
+	for _, t := range c.Tokens {
 		out = append(out, access.Token{Name: t.Name, Scopes: t.Scopes})
 	}
-	if a.cfg.Server.AdminToken != "" {
+	if c.Server.AdminToken != "" {
 		out = append(out, access.Token{Name: "admin", Scopes: []string{access.ScopeAdmin}})
 	}
 	return out
@@ -98,7 +98,7 @@ func (a *App) adminAPI() *adminapi.API {
 	api := &adminapi.API{Store: a.Store, Runner: a.Runner, Publisher: a.Pub, Subscriptions: a.Subscriptions,
 		Log: a.log.With().Str("component", "api").Logger(), Background: a.background,
 		Stored: a.Store, Configured: a.follower.configuredName, SubscriptionHosts: a.cfg.Server.SubscriptionHosts,
-		StoredTokens: a.Store, ConfigTokens: a.configTokens(),
+		StoredTokens: a.Store, ConfigTokens: a.cfg.configTokenViews(),
 		LogLevel: func() string { return zerolog.GlobalLevel().String() }, SetLogLevel: SetLogLevel, Readiness: a.readiness,
 		Reload: func(ctx context.Context) {
 			if err := a.follower.reload(ctx); err != nil {

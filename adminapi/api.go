@@ -308,6 +308,10 @@ func (a *API) status(w http.ResponseWriter, r *http.Request) {
 // hours) and answers 202; ?wait=true waits for it.
 func (a *API) runJob(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
+	if a.Runner == nil {
+		apiError(w, http.StatusServiceUnavailable, "no daemon runs jobs here")
+		return
+	}
 	if !a.Runner.Has(name) {
 		apiError(w, http.StatusNotFound, "no such job")
 		return
