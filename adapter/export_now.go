@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -14,6 +16,7 @@ import (
 	"github.com/exportbridge/exportbridge/internal/redact"
 	"github.com/exportbridge/exportbridge/internal/store"
 	"github.com/exportbridge/exportbridge/pipeline"
+	"github.com/exportbridge/exportbridge/publish"
 )
 
 // ErrUsage marks errors caused by how a command was called.
@@ -25,19 +28,35 @@ var ErrExportFailed = errors.New("not everything was exported and delivered")
 // ExportProgress is told how export-now advances (the CLI draws it).
 type ExportProgress interface {
 	pipeline.Progress
-	// Delivering says how many of the deliveries waited for are settled.
-	Delivering(done, total int)
+	// Finished: the job's run ended (err nil: ok); events it committed.
+	Finished(job string, events int, err error)
+	// Delivering says how a job's deliveries stand while export-now waits.
+	Delivering(job string, d DeliveryProgress)
 	// Close ends the display.
 	Close()
 }
 
+// DeliveryProgress is how one job's deliveries stand.
+type DeliveryProgress struct {
+	Settled, Total int
+	// Retrying counts deliveries that failed and wait for their next
+	// attempt, the soonest at NextRetry.
+	Retrying  int
+	NextRetry time.Time
+	// OpenCircuits and Paused name subscriptions whose deliveries wait for
+	// their target to recover, or for someone to resume them.
+	OpenCircuits, Paused []string
+}
+
 type noExportProgress struct{}
 
-func (noExportProgress) Downloading(string, int64, int64) {}
-func (noExportProgress) Converting(string, string, int64) {}
-func (noExportProgress) Committed(string, []store.Event)  {}
-func (noExportProgress) Delivering(int, int)              {}
-func (noExportProgress) Close()                           {}
+func (noExportProgress) Phase(string, pipeline.Phase)        {}
+func (noExportProgress) Downloading(string, int64, int64)    {}
+func (noExportProgress) Converting(string, string, int64)    {}
+func (noExportProgress) Committed(string, []store.Event)     {}
+func (noExportProgress) Finished(string, int, error)         {}
+func (noExportProgress) Delivering(string, DeliveryProgress) {}
+func (noExportProgress) Close()                              {}
 
 // ExportNowReport is what export-now did, for the CLI to show.
 type ExportNowReport struct {
@@ -111,6 +130,11 @@ func ExportNow(ctx context.Context, cfg *Config, log zerolog.Logger, opt ExportN
 		go func() {
 			defer wg.Done()
 			res, err := runWhenFree(ctx, app, name, prog, log)
+			events := 0
+			if res != nil {
+				events = len(res.Events)
+			}
+			prog.Finished(name, events, err)
 			mu.Lock()
 			defer mu.Unlock()
 			results[name], runErrs[name] = res, err
@@ -217,19 +241,10 @@ func waitDelivered(ctx context.Context, app *App, eventIDs []string, every time.
 		if err != nil {
 			return nil, err
 		}
-		open, done := 0, 0
-		for _, d := range ds {
-			_, held := paused[d.Subscription]
-			switch {
-			case d.State == store.StateDelivered || d.State == store.StateDead:
-				done++
-			case held:
-				done++ // will not move: reported as undelivered
-			default:
-				open++
-			}
+		open, jobs := deliveryProgress(ds, paused, app.Pub.Circuits())
+		for _, job := range slices.Sorted(maps.Keys(jobs)) {
+			prog.Delivering(job, jobs[job])
 		}
-		prog.Delivering(done, len(ds))
 		if open == 0 {
 			return ds, nil
 		}
@@ -239,6 +254,41 @@ func waitDelivered(ctx context.Context, app *App, eventIDs []string, every time.
 		case <-t.C:
 		}
 	}
+}
+
+// deliveryProgress sums deliveries up per job, and counts those still
+// open (a paused subscription's count as settled: they will not move).
+func deliveryProgress(ds []store.Delivery, paused map[string]string, circuits map[string]publish.BreakerState) (int, map[string]DeliveryProgress) {
+	open := 0
+	jobs := map[string]DeliveryProgress{}
+	for _, d := range ds {
+		p := jobs[d.Event.Job]
+		p.Total++
+		_, held := paused[d.Subscription]
+		switch {
+		case d.State == store.StateDelivered || d.State == store.StateDead:
+			p.Settled++
+		case held:
+			p.Settled++
+			if !slices.Contains(p.Paused, d.Subscription) {
+				p.Paused = append(p.Paused, d.Subscription)
+			}
+		default:
+			open++
+			if circuits[d.Subscription].State == publish.CircuitOpen {
+				if !slices.Contains(p.OpenCircuits, d.Subscription) {
+					p.OpenCircuits = append(p.OpenCircuits, d.Subscription)
+				}
+			} else if d.State == store.StatePending && d.Attempt > 0 {
+				p.Retrying++
+				if p.NextRetry.IsZero() || d.NextAttemptAt.Before(p.NextRetry) {
+					p.NextRetry = d.NextAttemptAt
+				}
+			}
+		}
+		jobs[d.Event.Job] = p
+	}
+	return open, jobs
 }
 
 // problems is nil when every job succeeded and every delivery was made;

@@ -6,9 +6,11 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
 	"github.com/exportbridge/exportbridge/adapter"
@@ -129,15 +131,23 @@ func exportNow(cmd *cobra.Command, cfg *adapter.Config, jobs []string, noWait bo
 	stderr, stdout := cmd.ErrOrStderr(), cmd.OutOrStdout()
 	terminal := adapter.IsTerminal(stderr)
 	logCfg := cfg.Log
-	if terminal && logCfg.Level == "info" {
-		logCfg.Level = "warn" // the live lines say what info lines would; warnings still show
-	}
-	log := adapter.NewLogger(logCfg, stderr)
-	out := stdout
+	out, logOut := stdout, stderr
+	var prog *progress
 	if terminal {
+		if logCfg.Level == "info" {
+			logCfg.Level = "warn" // the live lines say what info lines would; warnings still show
+		}
+		if logCfg.Format == "auto" || logCfg.Format == "" {
+			logCfg.Format = "console"
+		}
 		out = stderr
+		prog = newProgress(true, out, zerolog.Nop())
+		logOut = prog.logWriter()
 	}
-	prog := newProgress(terminal, out, log)
+	log := adapter.NewLogger(logCfg, logOut)
+	if prog == nil {
+		prog = newProgress(false, out, log)
+	}
 	report, err := adapter.ExportNow(cmd.Context(), cfg, log, adapter.ExportNowOptions{Jobs: jobs, NoWait: noWait, Progress: prog,
 		Failpoint: adapter.Failpoint(os.Getenv(adapter.FailpointEnv))})
 	if report != nil {
@@ -148,9 +158,14 @@ func exportNow(cmd *cobra.Command, cfg *adapter.Config, jobs []string, noWait bo
 		return nil
 	case errors.Is(err, adapter.ErrUsage):
 		return usage(err)
-	default:
-		return failed(fmt.Errorf("export-now: %w", err))
 	}
+	fmt.Fprintln(stderr, "export-now:", redact.String(err.Error()))
+	if report != nil {
+		if hints := replayHints(report); len(hints) > 0 {
+			fmt.Fprintf(stderr, "to replay what failed, once its cause is mended:\n  %s\n", strings.Join(hints, "\n  "))
+		}
+	}
+	return failed(errPrinted)
 }
 
 func newCheckConfigCmd() *cobra.Command {

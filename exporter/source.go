@@ -93,6 +93,7 @@ func (s *Source) Next(ctx context.Context) (pipeline.Item, error) {
 // start calls ExportToPackage; a refusal (ErrRejected) is kept on the
 // item, which then fails without being polled.
 func (s *Source) start(ctx context.Context, spec Spec, id string) error {
+	pipeline.ReportPhase(ctx, pipeline.Phase{Name: pipeline.PhaseStarting, Since: s.Now()})
 	if _, err := s.Exp.Start(ctx, spec, id); err != nil {
 		return err
 	}
@@ -126,8 +127,10 @@ func (i *exportItem) Fetch(ctx context.Context, dir string, progress func(receiv
 	log := s.Log.With().Str("execution_id", i.id).Logger()
 	deadline := i.started.Add(job.Timeout)
 	polls := 0
+	pipeline.ReportPhase(ctx, pipeline.Phase{Name: pipeline.PhaseWaiting, Since: i.started})
 	_, err := s.Exp.WaitForCompletion(ctx, i.id, job.PollInterval, max(deadline.Sub(s.Now()), time.Nanosecond), func(st Status) {
 		polls++
+		pipeline.ReportPhase(ctx, pipeline.Phase{Name: pipeline.PhaseWaiting, Status: string(st), Since: i.started})
 		s.Poll("ok")
 		log.Debug().Str("status", string(st)).Msg("export status")
 		if polls == 1 && s.Polled != nil {

@@ -40,20 +40,6 @@ var (
 	ErrNotAcknowledged = errors.New("message committed but not acknowledged; FinOps will redeliver it and it will be recognised and only acknowledged")
 )
 
-// Progress is told how a run advances (export-now's display). Methods may
-// be called from several goroutines.
-type Progress interface {
-	Downloading(job string, received, total int64)
-	Converting(job, entity string, records int64)
-	Committed(job string, events []store.Event)
-}
-
-type noProgress struct{}
-
-func (noProgress) Downloading(string, int64, int64) {}
-func (noProgress) Converting(string, string, int64) {}
-func (noProgress) Committed(string, []store.Event)  {}
-
 // RunResult summarises one run of a job.
 type RunResult struct {
 	Job        string    `json:"job"`
@@ -236,6 +222,7 @@ func (r *Runner) Run(ctx context.Context, name string, prog Progress) (*RunResul
 	jr.lease = &lease
 	jr.statusMu.Unlock()
 	runCtx, stopRenewing := r.holdLease(ctx, jr, log)
+	runCtx = withPhases(runCtx, func(p Phase) { prog.Phase(name, p) })
 	err = r.runSource(runCtx, jr, jr.cfg.NewSource(log, jr.currentLease), res, prog, log)
 	if cause := context.Cause(runCtx); err != nil && errors.Is(cause, store.ErrLeaseLost) {
 		err = fmt.Errorf("job %s: %w (another process took the job over; this run stopped)", name, cause)
@@ -343,6 +330,7 @@ func (r *Runner) runSource(ctx context.Context, jr *jobRunner, src Source, res *
 	job := jr.cfg
 	handled := map[string]bool{}
 	for n := 0; job.MaxMessages <= 0 || n < job.MaxMessages; n++ {
+		ReportPhase(ctx, Phase{Name: PhaseAsking, Since: r.now()})
 		item, err := src.Next(ctx)
 		if err != nil {
 			return fmt.Errorf("job %s: %w", job.Name, err)
