@@ -20,6 +20,7 @@ import (
 	"golang.org/x/net/netutil"
 
 	"github.com/exportbridge/exportbridge/access"
+	"github.com/exportbridge/exportbridge/console"
 	"github.com/exportbridge/exportbridge/dataexport"
 	"github.com/exportbridge/exportbridge/dequeue"
 	"github.com/exportbridge/exportbridge/exporter"
@@ -83,6 +84,7 @@ type App struct {
 	wake     *hub.Broadcaster             // tells streams that events were committed
 	fatal    chan error                   // a component found the process cannot go on (the store lost)
 	api      atomic.Pointer[http.Handler] // /api, once everything it uses exists
+	page     atomic.Pointer[http.Handler] // the operations page, likewise
 	// Instance names this process on the leases it takes in the store:
 	// host, pid and a random part, unique among the processes sharing it.
 	Instance string
@@ -316,10 +318,17 @@ func StartApp(ctx context.Context, cfg *Config, log zerolog.Logger, opts AppOpti
 
 	if !a.keys.Empty() {
 		mux := http.NewServeMux()
-		a.hubHandler(st, committed).Register(mux)
-		mux.Handle("/api/", a.adminAPI().Handler(a.keys))
+		hb := a.hubHandler(st, committed)
+		hb.Register(mux)
+		api := a.adminAPI()
+		mux.Handle("/api/", api.Handler(a.keys))
 		h := http.Handler(mux)
 		a.api.Store(&h)
+		page := http.NewServeMux()
+		console.New(cfg.Console, console.Options{API: api.Routes(), Stream: hb.Stream(), Keys: a.keys, Sessions: st,
+			PublicURL: cfg.Server.PublicURL, Log: log}).Register(page)
+		p := http.Handler(page)
+		a.page.Store(&p)
 	}
 	if a.Sched != nil {
 		a.Sched.Start(ctx)

@@ -19,6 +19,7 @@ import (
 	"github.com/robfig/cron/v3"
 
 	"github.com/exportbridge/exportbridge/access"
+	"github.com/exportbridge/exportbridge/console"
 	"github.com/exportbridge/exportbridge/dequeue"
 	"github.com/exportbridge/exportbridge/exporter"
 	"github.com/exportbridge/exportbridge/hub"
@@ -53,6 +54,8 @@ type Config struct {
 	Tokens []access.Token `koanf:"tokens"`
 	// Hub tunes raising events and the live streams.
 	Hub hub.Config `koanf:"hub"`
+	// Console is the operations page at / (on when any token is configured).
+	Console console.Config `koanf:"console"`
 }
 
 // ServerConfig is [server].
@@ -295,6 +298,7 @@ func (c Config) WithDefaults() Config {
 	}
 	c.Subscriptions = subs
 	c.Hub = c.Hub.WithDefaults()
+	c.Console = c.Console.WithDefaults()
 	return c
 }
 
@@ -374,6 +378,7 @@ func (c Config) Validate() conf.Problems {
 		}
 	}
 	ps.Merge("hub", c.Hub.Validate())
+	ps.Merge("console", c.Console.Validate())
 	seenSub := map[string]int{}
 	for i, s := range c.Subscriptions {
 		key := fmt.Sprintf("subscriptions[%d]", i)

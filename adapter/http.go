@@ -51,6 +51,20 @@ func (a *App) Handler() http.Handler {
 		mux.HandleFunc("/api/", api)
 		mux.HandleFunc("/ServerEvents", api) // Volt MX clients
 		mux.HandleFunc("/ServerEvents/", api)
+		// The operations page has every path the others leave.
+		mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+			page := a.page.Load()
+			if page == nil {
+				http.Error(w, "starting", http.StatusServiceUnavailable)
+				return
+			}
+			(*page).ServeHTTP(w, r)
+		})
+	} else {
+		mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			fmt.Fprintln(w, "exportbridge: the operations page and /api are off: set server.admin_token or add [[tokens]] to the configuration.")
+		})
 	}
 	if a.cfg.Simulator.Enabled {
 		mux.Handle("POST "+DemoReceiverPath, newDemoReceiver(a.Subscriptions.Subscriptions(), a.log))

@@ -186,9 +186,11 @@ type JobView struct {
 	// answer from every process that shares it.
 	Running   bool   `json:"running"`
 	RunningIn string `json:"running_in,omitempty"`
-	// LastRun is the newest finished run, from the store's run history.
-	LastRun   *RunView `json:"last_run,omitempty"`
-	LastError string   `json:"last_error,omitempty"`
+	// LastRun is the newest finished run, from the store's run history;
+	// RecentRuns the newest finished ones (up to 5), newest first.
+	LastRun    *RunView  `json:"last_run,omitempty"`
+	LastError  string    `json:"last_error,omitempty"`
+	RecentRuns []RunView `json:"recent_runs"`
 }
 
 // RunView is a finished run.
@@ -228,14 +230,17 @@ func (a *API) jobViews(ctx context.Context) ([]JobView, error) {
 		if err != nil {
 			return nil, err
 		}
+		v.RecentRuns = []RunView{}
 		for _, run := range runs {
 			if run.Outcome == store.RunRunning {
 				continue
 			}
-			v.LastRun = &RunView{ID: run.ID, Process: run.Owner, Started: run.StartedAt, Finished: run.FinishedAt, Outcome: run.Outcome,
-				Packages: run.Packages, Duplicates: run.Duplicates, Events: run.Events, Error: redact.String(run.Error)}
+			v.RecentRuns = append(v.RecentRuns, RunView{ID: run.ID, Process: run.Owner, Started: run.StartedAt, Finished: run.FinishedAt, Outcome: run.Outcome,
+				Packages: run.Packages, Duplicates: run.Duplicates, Events: run.Events, Error: redact.String(run.Error)})
+		}
+		if len(v.RecentRuns) > 0 {
+			v.LastRun = &v.RecentRuns[0]
 			v.LastError = v.LastRun.Error
-			break
 		}
 		if a.NextRun != nil {
 			if next := a.NextRun(j.Name); !next.IsZero() {

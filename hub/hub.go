@@ -154,6 +154,10 @@ func (h *Hub) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /ServerEvents/Stream", h.auth(h.websocket))
 }
 
+// Stream is the SSE stream for requests that carry their principal
+// already (access.WithPrincipal): the operations page's live view.
+func (h *Hub) Stream() http.Handler { return http.HandlerFunc(h.sse) }
+
 func principal(r *http.Request) *access.Principal { return access.PrincipalOf(r) }
 
 func (h *Hub) auth(next http.HandlerFunc) http.HandlerFunc { return h.Keys.Require(next).ServeHTTP }

@@ -1,6 +1,6 @@
 // Package testservice finds the external services tests run against
-// (PostgreSQL today; S3 and Azure Storage emulators with the storage
-// drivers) and isolates each test in its own part of them. Where a service
+// (PostgreSQL, S3 and Azure Storage emulators, and Chromium for the
+// page) and isolates each test in its own part of them. Where a service
 // is unreachable a test skips with the reason, unless
 // EXPORTBRIDGE_TEST_REQUIRE names it (CI sets it): then the test fails.
 package testservice
