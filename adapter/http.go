@@ -226,21 +226,29 @@ func (d *demoReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "body is not JSON", http.StatusBadRequest)
 		return
 	}
-	logEv := d.log.Info().Str("event_id", r.Header.Get("webhook-id")).Str("type", ev.BusinessEventID).Str("job", ev.Job).
-		Int64("control_number", ev.ControlNumber).Str("attempt", r.Header.Get("exportbridge-attempt"))
+	// One short line per event: what a flow would care about. The ids are
+	// in the debug line and on the page.
+	d.log.Debug().Str("event_id", r.Header.Get("webhook-id")).Int64("control_number", ev.ControlNumber).
+		Str("attempt", r.Header.Get("exportbridge-attempt")).Msg("demo receiver: signature verified")
 	if ev.BusinessEventID == dataexport.TypeFailed {
-		logEv.Str("reason", ev.FailureReason).Str("message", ev.FailureMessage).Msg("demo receiver: export failed")
+		d.log.Info().Str("job", ev.Job).Str("reason", ev.FailureReason).Str("message", ev.FailureMessage).Msg("demo receiver: export failed")
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
 	size, sum, err := d.fetch(r.Context(), ev.DownloadURL)
 	if err != nil {
-		logEv.Err(err).Msg("demo receiver: event received, download failed")
+		d.log.Warn().Str("job", ev.Job).Str("entity", ev.EntityName).Err(err).Msg("demo receiver: download failed")
 		http.Error(w, "download failed: "+err.Error(), http.StatusBadGateway)
 		return
 	}
-	logEv.Str("entity", ev.EntityName).Int64("records", ev.NoOfRecords).Int64("downloaded_bytes", size).
-		Bool("sha256_ok", sum == ev.ContentSHA256).Msg("demo receiver: signature verified, file downloaded")
+	line := d.log.Info().Str("job", ev.Job).Str("entity", ev.EntityName).Int64("records", ev.NoOfRecords).Int64("bytes", size)
+	if sum != ev.ContentSHA256 {
+		line = d.log.Warn().Str("job", ev.Job).Str("entity", ev.EntityName).Str("sha256", sum).Str("want_sha256", ev.ContentSHA256)
+		line.Msg("demo receiver: the file's SHA-256 differs from the event's")
+		http.Error(w, "sha256 mismatch", http.StatusUnprocessableEntity)
+		return
+	}
+	line.Msg("demo receiver: signed event, file verified")
 	w.WriteHeader(http.StatusNoContent)
 }
 
