@@ -240,6 +240,27 @@ func TestSameAnswersThroughTheAPIAndTheStore(t *testing.T) {
 		require.Contains(t, ds[0], field, "documented field")
 	}
 	id := fmt.Sprint(int64(ds[0]["id"].(float64)))
+	documented := map[string][]string{
+		"status":                {"ready", "checks", "jobs", "deliveries", "subscriptions"},
+		"jobs list":             {"name", "kind", "schedule", "running", "last_run", "recent_runs"},
+		"deliveries show " + id: {"id", "state", "attempts", "event"},
+		"subscriptions list":    {"name", "origin", "url", "topics", "paused", "circuit"},
+	}
+	for cmd, fields := range documented {
+		code, out, errOut := e.cli(append(strings.Fields(cmd), "-o", "json")...)
+		require.Equal(t, ExitOK, code, "%s: %s", cmd, errOut)
+		var v any
+		require.NoError(t, json.Unmarshal([]byte(out), &v), "%s: valid JSON", cmd)
+		obj, ok := v.(map[string]any)
+		if list, isList := v.([]any); isList {
+			require.NotEmpty(t, list, cmd)
+			obj, ok = list[0].(map[string]any)
+		}
+		require.True(t, ok, cmd)
+		for _, f := range fields {
+			require.Contains(t, obj, f, "%s -o json has %s", cmd, f)
+		}
+	}
 	code, out, _ = e.cli("status")
 	require.Equal(t, ExitOK, code)
 	require.Contains(t, out, "from the daemon at http://"+e.ln.Addr().String())
