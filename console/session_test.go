@@ -1,6 +1,7 @@
 package console_test
 
 import (
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -134,6 +135,58 @@ func TestSessionsAndForms(t *testing.T) {
 	resp, _ = do(t, c, "GET", d.base+"/", nil, map[string]string{"Cookie": ck.Name + "=" + ck.Value})
 	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
 	require.True(t, strings.HasPrefix(resp.Header.Get("Location"), "/login"))
+}
+
+// TestCreateAndEditASubscription through the page's forms: the generated
+// secret is shown once; a bad filter is refused naming its position; an
+// edit keeps what it leaves empty; config subscriptions are not editable.
+func TestCreateAndEditASubscription(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t)
+	c := client(t)
+	resp, _ := do(t, c, "POST", d.base+"/login", url.Values{"token": {adminToken}}, nil)
+	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
+	_, body := do(t, c, "GET", d.base+"/subscriptions", nil, nil)
+	csrf := csrfField.FindStringSubmatch(body)[1]
+
+	resp, body = do(t, c, "POST", d.base+"/subscriptions", url.Values{"csrf": {csrf}, "name": {"sales"}, "url": {"https://hooks.example.com/sales"},
+		"topics": {"dataexport/customer-groups"}, "filter": {"event.EntityName =="}}, nil)
+	require.Equal(t, http.StatusBadRequest, resp.StatusCode)
+	require.Contains(t, body, `id="form-error"`)
+	require.Contains(t, body, "1:", "the CEL error's position")
+	require.Contains(t, body, `value="https://hooks.example.com/sales"`, "the form keeps what was typed")
+
+	resp, body = do(t, c, "POST", d.base+"/subscriptions", url.Values{"csrf": {csrf}, "name": {"sales"}, "url": {"https://hooks.example.com/sales"},
+		"topics": {"dataexport/customer-groups"}, "filter": {"event.EntityName == 'Currencies'"}, "max_per_second": {"5"}}, nil)
+	require.Equal(t, http.StatusCreated, resp.StatusCode, body)
+	secret := regexp.MustCompile(`<code id="secret">(whsec_[^<]+)</code>`).FindStringSubmatch(body)
+	require.NotNil(t, secret, "the generated secret is shown once")
+	_, body = do(t, c, "GET", d.base+"/subscriptions", nil, nil)
+	require.NotContains(t, body, secret[1], "and only once")
+	require.Contains(t, body, `href="/subscriptions/sales/edit"`)
+	require.NotContains(t, body, `href="/subscriptions/flow/edit"`, "config subscriptions are not editable here")
+	resp, _ = do(t, c, "GET", d.base+"/subscriptions/flow/edit", nil, nil)
+	require.Equal(t, http.StatusConflict, resp.StatusCode)
+
+	resp, _ = do(t, c, "POST", d.base+"/subscriptions/sales", url.Values{"csrf": {csrf}, "url": {""}, "topics": {"dataexport/customer-groups"},
+		"filter": {""}, "timeout": {"5s"}, "max_per_second": {"2"}}, nil)
+	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
+	var sub struct {
+		URL          string  `json:"url"`
+		Filter       string  `json:"filter"`
+		Timeout      string  `json:"timeout"`
+		MaxPerSecond float64 `json:"max_per_second"`
+	}
+	req, _ := http.NewRequest("GET", d.base+"/api/subscriptions/sales", nil)
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	r, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer r.Body.Close()
+	require.NoError(t, json.NewDecoder(r.Body).Decode(&sub))
+	require.Equal(t, "https://hooks.example.com/sales", sub.URL, "an empty URL keeps it")
+	require.Empty(t, sub.Filter, "the filter was cleared")
+	require.Equal(t, "5s", sub.Timeout)
+	require.InDelta(t, 2, sub.MaxPerSecond, 0)
 }
 
 // TestStaticFilesAndAPIStayPut: the page's paths leave the API, files,
