@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"strings"
@@ -213,11 +214,11 @@ func grepLines(text, prefix string) string {
 	return strings.Join(out, "\n")
 }
 
-// TestReloadAppliesSubscriptionsAndTheLogLevelInPlace: App.Reload takes new
-// config subscriptions and the log level without a restart, keeps an
-// unchanged subscription's dispatcher, and names any other changed
-// section without applying anything.
-func TestReloadAppliesSubscriptionsAndTheLogLevelInPlace(t *testing.T) {
+// TestReloadAppliesSubscriptionsJobsAndTheLogLevelInPlace: App.Reload
+// takes new config subscriptions, jobs and the log level without a
+// restart, keeps an unchanged subscription's dispatcher, and names any
+// other changed section without applying anything.
+func TestReloadAppliesSubscriptionsJobsAndTheLogLevelInPlace(t *testing.T) {
 	// Not parallel: it sets the process-wide log level.
 	e := newTestEnv(t, finopssim.Config{}, nil)
 	a := startDaemon(t, e)
@@ -226,7 +227,7 @@ func TestReloadAppliesSubscriptionsAndTheLogLevelInPlace(t *testing.T) {
 
 	next := a.loaded
 	next.Subscriptions = append(append([]publish.SubscriptionConfig(nil), next.Subscriptions...),
-		publish.SubscriptionConfig{Name: "second", URL: e.rcv.url}.WithDefaults())
+		publish.SubscriptionConfig{Name: "second", URL: e.rcv.url, Secret: a.loaded.Subscriptions[0].Secret}.WithDefaults())
 	next.Jobs = append([]JobConfig(nil), next.Jobs...)
 	restart, err := a.Reload(context.Background(), &next)
 	require.NoError(t, err)
@@ -236,13 +237,39 @@ func TestReloadAppliesSubscriptionsAndTheLogLevelInPlace(t *testing.T) {
 	require.Same(t, before[0], after[0], "an unchanged subscription keeps its dispatcher")
 	require.Eventually(t, func() bool { return len(a.Pub.Dispatching()) == 2 }, 10*time.Second, 10*time.Millisecond)
 
-	changed := next
-	changed.Jobs = append([]JobConfig(nil), next.Jobs...)
-	changed.Jobs[0].Schedule = "@every 5m"
+	// Jobs: a new schedule and a new job take effect at once.
+	withJobs := next
+	withJobs.Jobs = append([]JobConfig(nil), next.Jobs...)
+	withJobs.Jobs[0].Schedule = "0 4 * * *"
+	added := withJobs.Jobs[0]
+	added.Name, added.Schedule = "customer-groups-copy", "@every 1h"
+	withJobs.Jobs = append(withJobs.Jobs, added)
+	restart, err = a.Reload(context.Background(), &withJobs)
+	require.NoError(t, err)
+	require.Empty(t, restart)
+	require.True(t, a.Runner.Has("customer-groups-copy"))
+	var jobs []adminapi.JobView
+	require.Equal(t, http.StatusOK, call(t, e, "GET", "/api/jobs", "test-admin-token", &jobs))
+	require.Len(t, jobs, 3)
+	require.Equal(t, "0 4 * * *", jobs[0].Schedule)
+	require.Equal(t, 4, jobs[0].NextRun.Local().Hour(), "rescheduled")
+	require.Equal(t, "customer-groups-copy", jobs[2].Name)
+	require.NotNil(t, jobs[2].NextRun, "the new job is scheduled")
+	e.sim.EnqueueSample(testActivity)
+	res, err := a.Runner.Run(context.Background(), "customer-groups-copy", nil)
+	require.NoError(t, err)
+	require.Equal(t, 1, res.Packages, "the new job runs")
+
+	// A connection changed: named, nothing applied.
+	changed := withJobs
+	changed.Connections = maps.Clone(withJobs.Connections)
+	c := changed.Connections["finops"]
+	c.Timeout++
+	changed.Connections["finops"] = c
 	changed.Subscriptions = next.Subscriptions[:1]
 	restart, err = a.Reload(context.Background(), &changed)
 	require.NoError(t, err)
-	require.Equal(t, []string{"jobs"}, restart)
+	require.Equal(t, []string{"connections"}, restart)
 	require.Len(t, a.Subscriptions.Subscriptions(), 2, "nothing applied when a restart is needed")
 }
 

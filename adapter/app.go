@@ -20,6 +20,7 @@ import (
 	"golang.org/x/net/netutil"
 
 	"github.com/exportbridge/exportbridge/access"
+	"github.com/exportbridge/exportbridge/adminapi"
 	"github.com/exportbridge/exportbridge/console"
 	"github.com/exportbridge/exportbridge/dataexport"
 	"github.com/exportbridge/exportbridge/dequeue"
@@ -77,14 +78,15 @@ type App struct {
 	httpSrv       *http.Server
 	HTTPUp        bool
 
-	loaded   Config                       // as read, before start filled in bound addresses: what a reload compares
-	keys     *access.Keyring              // the API's tokens
-	follower *subscriptionFollower        // keeps Subscriptions equal to config and store
-	finops   map[string]*finops.Client    // by connection name, for readiness
-	wake     *hub.Broadcaster             // tells streams that events were committed
-	fatal    chan error                   // a component found the process cannot go on (the store lost)
-	api      atomic.Pointer[http.Handler] // /api, once everything it uses exists
-	page     atomic.Pointer[http.Handler] // the operations page, likewise
+	loaded   Config                         // as read, before start filled in bound addresses: what a reload compares
+	keys     *access.Keyring                // the API's tokens
+	follower *subscriptionFollower          // keeps Subscriptions equal to config and store
+	finops   map[string]*finops.Client      // by connection name, for readiness
+	wake     *hub.Broadcaster               // tells streams that events were committed
+	fatal    chan error                     // a component found the process cannot go on (the store lost)
+	api      atomic.Pointer[http.Handler]   // /api, once everything it uses exists
+	page     atomic.Pointer[http.Handler]   // the operations page, likewise
+	jobList  atomic.Pointer[[]adminapi.Job] // the jobs the API lists; a reload replaces them
 	// Instance names this process on the leases it takes in the store:
 	// host, pid and a random part, unique among the processes sharing it.
 	Instance string
@@ -250,6 +252,8 @@ func StartApp(ctx context.Context, cfg *Config, log zerolog.Logger, opts AppOpti
 	if err != nil {
 		return nil, err
 	}
+	list := apiJobs(cfg.Jobs)
+	a.jobList.Store(&list)
 	rcfg := pipeline.Config{Instance: a.Instance, LeaseTTL: cfg.Store.LeaseTTL, WorkDir: cfg.Files.WorkDir, QuarantineDir: cfg.Quarantine.Dir, Convert: cfg.Convert}
 	if a.Runner, err = pipeline.NewRunner(rcfg, jobs, st, a.Files, a.Subscriptions, committed, a.Metrics, log,
 		pipeline.WithFailpoint(opts.Failpoint.reached)); err != nil {
@@ -424,8 +428,15 @@ func (a *App) jobs(log zerolog.Logger) ([]pipeline.Job, error) {
 		clients[name] = c
 	}
 	a.finops = clients
+	return a.pipelineJobs(a.cfg.Jobs), nil
+}
+
+// pipelineJobs turns jobs into the runner's, over this process's FinOps
+// clients.
+func (a *App) pipelineJobs(jobs []JobConfig) []pipeline.Job {
+	clients := a.finops
 	var out []pipeline.Job
-	for _, j := range a.cfg.Jobs {
+	for _, j := range jobs {
 		poll := func(result string) { a.Metrics.Poll(j.Name, result) }
 		pj := pipeline.Job{Name: j.Name, LegalEntity: j.LegalEntity, Encoding: j.Encoding, MaxMessages: j.MaxMessages}
 		switch j.Kind {
@@ -442,7 +453,7 @@ func (a *App) jobs(log zerolog.Logger) ([]pipeline.Job, error) {
 		}
 		out = append(out, pj)
 	}
-	return out, nil
+	return out
 }
 
 // stopBackground cancels runs started from the API and waits for them
@@ -594,10 +605,11 @@ type ReloadFunc func() (*Config, error)
 // reloadable are the sections a running daemon takes over without a
 // restart; a change anywhere else drains it and exits, so its supervisor
 // starts the new configuration.
-var reloadable = map[string]bool{"log": true, "subscriptions": true}
+var reloadable = map[string]bool{"log": true, "subscriptions": true, "jobs": true}
 
 // Reload applies next where it can (the log level, the config file's
-// subscriptions) and returns, without applying anything, the sections whose
+// subscriptions, the jobs: their next runs take the new definitions and
+// schedules) and returns, without applying anything, the sections whose
 // change needs a restart.
 func (a *App) Reload(ctx context.Context, next *Config) (restart []string, err error) {
 	cur, nxt := reflect.ValueOf(a.loaded), reflect.ValueOf(*next)
@@ -617,11 +629,19 @@ func (a *App) Reload(ctx context.Context, next *Config) (restart []string, err e
 	if err := SetLogLevel(next.Log.Level); err != nil {
 		return nil, err
 	}
+	if a.Sched != nil {
+		if err := a.Sched.Reschedule(next.Jobs); err != nil {
+			return nil, err
+		}
+	}
+	a.Runner.SetJobs(a.pipelineJobs(next.Jobs))
+	list := apiJobs(next.Jobs)
+	a.jobList.Store(&list)
 	if err := a.follower.setConfigured(ctx, next.Subscriptions); err != nil {
 		return nil, err
 	}
-	a.cfg.Log, a.cfg.Subscriptions = next.Log, next.Subscriptions
-	a.loaded.Log, a.loaded.Subscriptions = next.Log, next.Subscriptions
+	a.cfg.Log, a.cfg.Subscriptions, a.cfg.Jobs = next.Log, next.Subscriptions, next.Jobs
+	a.loaded.Log, a.loaded.Subscriptions, a.loaded.Jobs = next.Log, next.Subscriptions, next.Jobs
 	return nil, nil
 }
 

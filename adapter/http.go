@@ -119,9 +119,7 @@ func (a *App) adminAPI() *adminapi.API {
 				a.log.Error().Err(err).Msg("reloading subscriptions failed; the change applies at the next poll")
 			}
 		}}
-	for _, j := range a.cfg.Jobs {
-		api.Jobs = append(api.Jobs, adminapi.Job{Name: j.Name, Kind: j.Kind, Schedule: j.Schedule})
-	}
+	api.Jobs = func() []adminapi.Job { return *a.jobList.Load() }
 	if a.Sched != nil {
 		api.NextRun = a.Sched.Next
 	}

@@ -3,6 +3,7 @@ package adapter
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -31,18 +32,42 @@ type Scheduler struct {
 func NewScheduler(cfg *Config, runner *pipeline.Runner, log zerolog.Logger) (*Scheduler, error) {
 	s := &Scheduler{runner: runner, log: log.With().Str("component", "scheduler").Logger(), entries: map[string]cron.EntryID{}}
 	s.c = cron.New(cron.WithParser(scheduleParser()), cron.WithChain(cron.Recover(cronLogger{s.log})))
-	for _, j := range cfg.Jobs {
+	if err := s.Reschedule(cfg.Jobs); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Reschedule replaces the schedules with jobs' (a reloaded
+// configuration); a run in progress goes on. The schedules are checked
+// before any is replaced.
+func (s *Scheduler) Reschedule(jobs []JobConfig) error {
+	parser := scheduleParser()
+	for _, j := range jobs {
+		if j.Schedule != "" {
+			if _, err := parser.Parse(j.Schedule); err != nil {
+				return fmt.Errorf("job %s: schedule %q: %w", j.Name, j.Schedule, err)
+			}
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for name, id := range s.entries {
+		s.c.Remove(id)
+		delete(s.entries, name)
+	}
+	for _, j := range jobs {
 		if j.Schedule == "" {
 			continue
 		}
 		job := j
 		id, err := s.c.AddFunc(job.Schedule, func() { s.fire(job) })
 		if err != nil {
-			return nil, err
+			return err // parsed above: not reached
 		}
 		s.entries[job.Name] = id
 	}
-	return s, nil
+	return nil
 }
 
 func (s *Scheduler) fire(job JobConfig) {
@@ -112,7 +137,9 @@ func (s *Scheduler) Running() bool {
 
 // Next returns the next scheduled run of job, or zero.
 func (s *Scheduler) Next(job string) time.Time {
+	s.mu.Lock()
 	id, ok := s.entries[job]
+	s.mu.Unlock()
 	if !ok {
 		return time.Time{}
 	}

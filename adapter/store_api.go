@@ -76,9 +76,8 @@ func OpenStoreAPI(ctx context.Context, cfg *Config, log zerolog.Logger) (*StoreA
 			}
 			return checks, ok
 		}}
-	for _, j := range cfg.Jobs {
-		api.Jobs = append(api.Jobs, adminapi.Job{Name: j.Name, Kind: j.Kind, Schedule: j.Schedule})
-	}
+	jobs := apiJobs(cfg.Jobs)
+	api.Jobs = func() []adminapi.Job { return jobs }
 	return &StoreAPI{api: api, st: st}, nil
 }
 
@@ -93,6 +92,15 @@ func (s *StoreAPI) Handler() http.Handler {
 
 // Close closes the store.
 func (s *StoreAPI) Close() error { return s.st.Close() }
+
+// apiJobs lists jobs as the admin API shows them.
+func apiJobs(jobs []JobConfig) []adminapi.Job {
+	out := make([]adminapi.Job, 0, len(jobs))
+	for _, j := range jobs {
+		out = append(out, adminapi.Job{Name: j.Name, Kind: j.Kind, Schedule: j.Schedule})
+	}
+	return out
+}
 
 // scheduleNext says when each scheduled job runs next by its cron
 // expression, as the scheduler would.

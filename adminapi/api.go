@@ -66,7 +66,8 @@ type Job struct {
 
 // API serves /api.
 type API struct {
-	Jobs          []Job
+	// Jobs lists the configured jobs (they change with a reload).
+	Jobs          func() []Job
 	Store         Store
 	Runner        Runner
 	Publisher     Publisher
@@ -221,7 +222,7 @@ func (a *API) jobViews(ctx context.Context) ([]JobView, error) {
 		return nil, err
 	}
 	out := []JobView{}
-	for _, j := range a.Jobs {
+	for _, j := range a.Jobs() {
 		v := JobView{Name: j.Name, Kind: j.Kind, Schedule: j.Schedule}
 		if l, ok := leases[j.Name]; ok {
 			v.Running, v.RunningIn = true, l.Owner

@@ -55,9 +55,9 @@ func newRunCmd() *cobra.Command {
 		Use:   "run",
 		Short: "Run the daemon: scheduled jobs, deliveries, the API and the page",
 		Long: `Run the daemon. SIGTERM or Ctrl-C drains and stops it. SIGHUP reads the
-configuration again: the log level and the subscriptions change in place;
-any other change drains and exits 0, naming what changed, for the service
-manager to start it again.`,
+configuration again: the log level, the subscriptions and the jobs change
+in place; any other change drains and exits 0, naming what changed, for the
+service manager to start it again.`,
 		Example: `  exportbridge run
   exportbridge run --config /etc/exportbridge/config.toml
   EXPORTBRIDGE_SERVER__LISTEN=127.0.0.1:9090 exportbridge run`,

@@ -118,12 +118,16 @@ type Runner struct {
 	obs       Observer
 	log       zerolog.Logger
 	now       func() time.Time
-	jobs      map[string]*jobRunner
+
+	mu   sync.RWMutex
+	jobs map[string]*jobRunner
 }
 
 type jobRunner struct {
-	cfg  Job
 	lock sync.Mutex // held for a run: a job never overlaps itself
+	// cfg is the job's definition; SetJobs replaces it, and a run takes it
+	// once, when it starts.
+	cfg Job
 
 	statusMu sync.Mutex
 	// lease is the job lease of the run in progress, renewed while it runs;
@@ -165,14 +169,43 @@ func NewRunner(cfg Config, jobs []Job, st Ledger, storage files.Storage, subs *p
 
 // Has reports whether name is a configured job.
 func (r *Runner) Has(name string) bool {
-	_, ok := r.jobs[name]
+	_, ok := r.job(name)
 	return ok
+}
+
+func (r *Runner) job(name string) (*jobRunner, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	jr, ok := r.jobs[name]
+	return jr, ok
+}
+
+// SetJobs replaces the jobs (a reloaded configuration). A run in progress
+// finishes as it began; the next run of a job takes its new definition. A
+// job's run history, lease and running state follow its name.
+func (r *Runner) SetJobs(jobs []Job) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	next := make(map[string]*jobRunner, len(jobs))
+	for _, j := range jobs {
+		jr, ok := r.jobs[j.Name]
+		if !ok {
+			jr = &jobRunner{}
+		}
+		jr.statusMu.Lock()
+		jr.cfg = j
+		jr.statusMu.Unlock()
+		next[j.Name] = jr
+	}
+	r.jobs = next
 }
 
 // EnvironmentFaults returns, per job, the error of its last run when the
 // environment caused it (a full disk, an I/O error, the store gone).
 func (r *Runner) EnvironmentFaults() map[string]string {
 	out := map[string]string{}
+	r.mu.RLock()
+	defer r.mu.RUnlock()
 	for name, jr := range r.jobs {
 		jr.statusMu.Lock()
 		if jr.envFault != "" {
@@ -192,7 +225,7 @@ func (r *Runner) EnvironmentFaults() map[string]string {
 // took the job over) the run is cancelled with store.ErrLeaseLost, and the
 // store refuses its commits.
 func (r *Runner) Run(ctx context.Context, name string, prog Progress) (*RunResult, error) {
-	jr, ok := r.jobs[name]
+	jr, ok := r.job(name)
 	if !ok {
 		return nil, fmt.Errorf("%w: %q", ErrUnknownJob, name)
 	}
@@ -200,6 +233,9 @@ func (r *Runner) Run(ctx context.Context, name string, prog Progress) (*RunResul
 		return nil, fmt.Errorf("%w: %s", ErrJobRunning, name)
 	}
 	defer jr.lock.Unlock()
+	jr.statusMu.Lock()
+	job := jr.cfg
+	jr.statusMu.Unlock()
 	if prog == nil {
 		prog = noProgress{}
 	}
@@ -223,7 +259,7 @@ func (r *Runner) Run(ctx context.Context, name string, prog Progress) (*RunResul
 	jr.statusMu.Unlock()
 	runCtx, stopRenewing := r.holdLease(ctx, jr, log)
 	runCtx = withPhases(runCtx, func(p Phase) { prog.Phase(name, p) })
-	err = r.runSource(runCtx, jr, jr.cfg.NewSource(log, jr.currentLease), res, prog, log)
+	err = r.runSource(runCtx, jr, job, job.NewSource(log, jr.currentLease), res, prog, log)
 	if cause := context.Cause(runCtx); err != nil && errors.Is(cause, store.ErrLeaseLost) {
 		err = fmt.Errorf("job %s: %w (another process took the job over; this run stopped)", name, cause)
 	}
@@ -326,8 +362,7 @@ func (jr *jobRunner) currentLease() *store.JobLease {
 
 // runSource takes items from src until it has none (or max_messages were
 // taken) and brings each in.
-func (r *Runner) runSource(ctx context.Context, jr *jobRunner, src Source, res *RunResult, prog Progress, log zerolog.Logger) error {
-	job := jr.cfg
+func (r *Runner) runSource(ctx context.Context, jr *jobRunner, job Job, src Source, res *RunResult, prog Progress, log zerolog.Logger) error {
 	handled := map[string]bool{}
 	for n := 0; job.MaxMessages <= 0 || n < job.MaxMessages; n++ {
 		ReportPhase(ctx, Phase{Name: PhaseAsking, Since: r.now()})
@@ -348,7 +383,7 @@ func (r *Runner) runSource(ctx context.Context, jr *jobRunner, src Source, res *
 			return fmt.Errorf("job %s: message %s came back during the run that handled it: %w", job.Name, id, ErrNotAcknowledged)
 		}
 		handled[id] = true
-		if err := r.bringIn(ctx, jr, item, res, prog, log.With().Str("message_id", id).Logger()); err != nil {
+		if err := r.bringIn(ctx, jr, job, item, res, prog, log.With().Str("message_id", id).Logger()); err != nil {
 			return err
 		}
 	}
@@ -359,23 +394,23 @@ func (r *Runner) runSource(ctx context.Context, jr *jobRunner, src Source, res *
 // bringIn processes one item: recognised → acknowledged only; failed by its
 // source → a DataExportFailed; else fetched, converted and committed. It
 // acknowledges the item only after its results are committed.
-func (r *Runner) bringIn(ctx context.Context, jr *jobRunner, item Item, res *RunResult, prog Progress, log zerolog.Logger) error {
-	job, origin, keys := jr.cfg, item.Origin(), item.Keys()
+func (r *Runner) bringIn(ctx context.Context, jr *jobRunner, job Job, item Item, res *RunResult, prog Progress, log zerolog.Logger) error {
+	origin, keys := item.Origin(), item.Keys()
 	if dup, err := r.recognised(ctx, job.Name, keys); err != nil {
 		return err
 	} else if dup != nil {
 		log.Info().Str("first_seen_as", dup.ID).Msg("already processed: acknowledging only")
 		res.Duplicates++
 		r.obs.Package(job.Name, "duplicate")
-		return r.done(ctx, jr, item, dup.ID, log)
+		return r.done(ctx, jr, job.Name, item, dup.ID, log)
 	}
 	dl, err := item.Fetch(ctx, r.cfg.WorkDir, func(n, total int64) { prog.Downloading(job.Name, n, total) })
 	var failed *UpstreamFailure
 	if errors.As(err, &failed) {
-		if err := r.commitFailure(ctx, job, origin, keys, failed.Reason, failed.Message, res, prog, log); err != nil {
+		if err := r.commitFailure(ctx, jr, job, origin, keys, failed.Reason, failed.Message, res, prog, log); err != nil {
 			return err
 		}
-		return r.done(ctx, jr, item, origin.MessageID, log)
+		return r.done(ctx, jr, job.Name, item, origin.MessageID, log)
 	}
 	if err != nil {
 		// Not acknowledged: it comes back (redelivered, or the export resumed).
@@ -391,7 +426,7 @@ func (r *Runner) bringIn(ctx context.Context, jr *jobRunner, item Item, res *Run
 			log.Info().Str("first_seen_as", dup.ID).Str("sha256", dl.SHA256).Msg("same content as a processed message: acknowledging only")
 			res.Duplicates++
 			r.obs.Package(job.Name, "duplicate")
-			return r.done(ctx, jr, item, dup.ID, log)
+			return r.done(ctx, jr, job.Name, item, dup.ID, log)
 		}
 	}
 	p, err := r.convert(ctx, job, origin, dl, keys, prog, log)
@@ -399,11 +434,11 @@ func (r *Runner) bringIn(ctx context.Context, jr *jobRunner, item Item, res *Run
 		return err
 	}
 	p.ExecutionID = origin.ExecutionID
-	if err := r.commit(ctx, p, res, prog, log); err != nil && !errors.Is(err, store.ErrDuplicate) {
+	if err := r.commit(ctx, jr, p, res, prog, log); err != nil && !errors.Is(err, store.ErrDuplicate) {
 		return err
 	}
 	r.failpoint(PointAfterCommit)
-	return r.done(ctx, jr, item, origin.MessageID, log)
+	return r.done(ctx, jr, job.Name, item, origin.MessageID, log)
 }
 
 func (r *Runner) recognised(ctx context.Context, job string, keys store.MessageKeys) (*store.Message, error) {
@@ -423,18 +458,18 @@ func (r *Runner) recognised(ctx context.Context, job string, keys store.MessageK
 // transient failures; if the ack still fails the run ends with
 // ErrNotAcknowledged: FinOps redelivers the message in about 30 minutes, it
 // is recognised, and only acknowledged then.
-func (r *Runner) done(ctx context.Context, jr *jobRunner, item Item, recordedAs string, log zerolog.Logger) error {
+func (r *Runner) done(ctx context.Context, jr *jobRunner, job string, item Item, recordedAs string, log zerolog.Logger) error {
 	id := item.Origin().MessageID
 	// Renewing the lease is a write to the store: it confirms both that the
 	// store is the database the commit went to and that this process still
 	// holds the job.
 	if err := r.renewLease(ctx, jr); err != nil {
-		return fmt.Errorf("job %s: message %s: store or job lease not confirmed, not acknowledging: %w", jr.cfg.Name, id, err)
+		return fmt.Errorf("job %s: message %s: store or job lease not confirmed, not acknowledging: %w", job, id, err)
 	}
 	if err := item.Done(ctx); err != nil {
-		return fmt.Errorf("job %s: message %s: %w: %w", jr.cfg.Name, id, ErrNotAcknowledged, err)
+		return fmt.Errorf("job %s: message %s: %w: %w", job, id, ErrNotAcknowledged, err)
 	}
-	if err := r.st.MarkAcked(ctx, jr.cfg.Name, recordedAs, r.now()); err != nil && !errors.Is(err, store.ErrNotFound) {
+	if err := r.st.MarkAcked(ctx, job, recordedAs, r.now()); err != nil && !errors.Is(err, store.ErrNotFound) {
 		log.Warn().Err(err).Msg("recording the acknowledgement failed")
 	}
 	return nil
@@ -443,13 +478,13 @@ func (r *Runner) done(ctx context.Context, jr *jobRunner, item Item, recordedAs 
 // commitFailure publishes a DataExportFailed for an item that has no
 // package (its source failed it), recording the item and closing its export
 // as failed.
-func (r *Runner) commitFailure(ctx context.Context, job Job, src dataexport.Source, keys store.MessageKeys, reason datapackage.Reason, msg string,
+func (r *Runner) commitFailure(ctx context.Context, jr *jobRunner, job Job, src dataexport.Source, keys store.MessageKeys, reason datapackage.Reason, msg string,
 	res *RunResult, prog Progress, log zerolog.Logger) error {
 	now := r.now()
 	ev := dataexport.NewFailed(src, reason, msg, "", "", now)
 	p := store.Package{Job: job.Name, MessageID: src.MessageID, Keys: keys, ExecutionID: src.ExecutionID,
 		ExportError: redact.Excerpt(msg, 2000), At: now, Events: []store.NewEvent{r.route(ev)}}
-	if err := r.commit(ctx, p, res, prog, log); err != nil && !errors.Is(err, store.ErrDuplicate) {
+	if err := r.commit(ctx, jr, p, res, prog, log); err != nil && !errors.Is(err, store.ErrDuplicate) {
 		return err
 	}
 	r.obs.Package(job.Name, "failed")
@@ -534,8 +569,8 @@ func (r *Runner) deleteStored(arts []store.Artifact) {
 
 // commit stores the package, fenced by the run's job lease, and wakes the
 // publisher.
-func (r *Runner) commit(ctx context.Context, p store.Package, res *RunResult, prog Progress, log zerolog.Logger) error {
-	p.Lease = r.jobs[p.Job].currentLease()
+func (r *Runner) commit(ctx context.Context, jr *jobRunner, p store.Package, res *RunResult, prog Progress, log zerolog.Logger) error {
+	p.Lease = jr.currentLease()
 	// The commit must not be abandoned halfway because shutdown began: it
 	// is short, and what it records is what makes the ack safe.
 	evs, err := r.st.CommitPackage(context.WithoutCancel(ctx), p)

@@ -13,9 +13,10 @@ import (
 )
 
 // TestSIGHUPReloadsWhatItCanAndRestartsForTheRest: a SIGHUP with a new log
-// level and a new subscription applies both in place; one with a changed
-// job drains and exits 0, naming what needs the restart; a config with
-// problems is refused and the daemon keeps running.
+// level and a new subscription applies both in place, as does one with a
+// changed job; one with a changed connection drains and exits 0, naming
+// what needs the restart; a config with problems is refused and the
+// daemon keeps running.
 func TestSIGHUPReloadsWhatItCanAndRestartsForTheRest(t *testing.T) {
 	t.Parallel()
 	e := newProcEnv(t, finopssim.Config{}, "")
@@ -43,9 +44,16 @@ secret = "` + procSecret + `"
 	require.Eventually(t, func() bool { return strings.Contains(out.String(), `"message":"configuration reloaded"`) }, 10*time.Second, 10*time.Millisecond, "%s", out)
 	require.Contains(t, out.String(), `"log_level":"debug"`)
 
-	// A job changed: drained, exit 0, naming the section.
-	changed := strings.Replace(next, `poll_interval = "50ms"`, `poll_interval = "75ms"`, 1)
-	require.NotEqual(t, next, changed)
+	// A job changed: in place too.
+	jobChanged := strings.Replace(next, `poll_interval = "50ms"`, `poll_interval = "75ms"`, 1)
+	require.NotEqual(t, next, jobChanged)
+	require.NoError(t, os.WriteFile(e.config, []byte(jobChanged), 0o600))
+	require.NoError(t, cmd.Process.Signal(syscall.SIGHUP))
+	require.Eventually(t, func() bool { return strings.Count(out.String(), `"message":"configuration reloaded"`) == 2 }, 10*time.Second, 10*time.Millisecond, "%s", out)
+
+	// A connection changed: drained, exit 0, naming the section.
+	changed := strings.Replace(jobChanged, "[connections.finops]\n", "[connections.finops]\ntimeout = \"45s\"\n", 1)
+	require.NotEqual(t, jobChanged, changed)
 	require.NoError(t, os.WriteFile(e.config, []byte(changed), 0o600))
 	require.NoError(t, cmd.Process.Signal(syscall.SIGHUP))
 	select {
@@ -54,6 +62,6 @@ secret = "` + procSecret + `"
 	case <-time.After(20 * time.Second):
 		t.Fatalf("the daemon did not exit:\n%s", out)
 	}
-	require.Contains(t, out.String(), `"changed":["jobs"]`)
+	require.Contains(t, out.String(), `"changed":["connections"]`)
 	require.Contains(t, out.String(), "need a restart")
 }
