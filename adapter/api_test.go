@@ -338,6 +338,18 @@ func TestStatusAndDeliveryPaging(t *testing.T) {
 	require.Equal(t, 0, count["count"])
 	require.Equal(t, http.StatusOK, call(t, e, "GET", "/api/deliveries?since="+url.QueryEscape(time.Now().Add(time.Hour).Format(time.RFC3339)), tok, &one))
 	require.Empty(t, one)
+	// The detail shows the body as receivers get it (its ControlNumber
+	// filled in), less the per-attempt DownloadURL.
+	var detail adminapi.DeliveryDetail
+	require.Equal(t, http.StatusOK, call(t, e, "GET", "/api/deliveries/"+itoa(all[0].ID), tok, &detail))
+	var body struct {
+		ControlNumber int64
+		DownloadURL   string
+	}
+	require.NoError(t, json.Unmarshal(detail.Event.Body, &body))
+	require.Positive(t, detail.Event.ControlNumber)
+	require.Equal(t, detail.Event.ControlNumber, body.ControlNumber)
+	require.Empty(t, body.DownloadURL)
 	for _, bad := range []string{"since=yesterday", "until=1", "before=x", "limit=0", "state=lost"} {
 		require.Equal(t, http.StatusBadRequest, call(t, e, "GET", "/api/deliveries?"+bad, tok, nil), bad)
 	}

@@ -72,6 +72,15 @@ func (a *App) Handler() http.Handler {
 	return mux
 }
 
+// bodyAsSent is an event's body as receivers get it, less the DownloadURL
+// (minted per attempt); the stored body where it cannot be rendered.
+func bodyAsSent(ev store.Event) []byte {
+	if b, err := render(ev, "", time.Time{}); err == nil {
+		return b
+	}
+	return ev.Body
+}
+
 // configTokenViews lists the configured tokens' names and scopes (values
 // dropped).
 func (c *Config) configTokenViews() []access.Token {
@@ -113,7 +122,7 @@ func (a *App) adminAPI() *adminapi.API {
 		Log: a.log.With().Str("component", "api").Logger(), Background: a.background,
 		Stored: a.Store, Configured: a.follower.configuredName, SubscriptionHosts: a.cfg.Server.SubscriptionHosts,
 		StoredTokens: a.Store, ConfigTokens: a.cfg.configTokenViews(),
-		LogLevel: func() string { return zerolog.GlobalLevel().String() }, SetLogLevel: SetLogLevel, Readiness: a.readiness,
+		LogLevel: func() string { return zerolog.GlobalLevel().String() }, SetLogLevel: SetLogLevel, Readiness: a.readiness, Body: bodyAsSent,
 		Reload: func(ctx context.Context) {
 			if err := a.follower.reload(ctx); err != nil {
 				a.log.Error().Err(err).Msg("reloading subscriptions failed; the change applies at the next poll")

@@ -59,7 +59,7 @@ func OpenStoreAPI(ctx context.Context, cfg *Config, log zerolog.Logger) (*StoreA
 	pub := publish.New(publish.Config{Owner: "cli", LeaseTTL: cfg.Store.LeaseTTL}, st, reg, nil, log)
 	api := &adminapi.API{Store: st, Publisher: pub, Subscriptions: reg, Stored: st, Configured: follower.configuredName,
 		SubscriptionHosts: cfg.Server.SubscriptionHosts, StoredTokens: st, ConfigTokens: cfg.configTokenViews(),
-		Reload: func(context.Context) {}, Log: log,
+		Reload: func(context.Context) {}, Log: log, Body: bodyAsSent,
 		LogLevel:    func() string { return zerolog.GlobalLevel().String() },
 		SetLogLevel: func(string) error { return fmt.Errorf("no daemon is running: the log level is the daemon's") },
 		NextRun:     scheduleNext(cfg, time.Now),

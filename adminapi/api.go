@@ -92,6 +92,10 @@ type API struct {
 	// NextRun says when a job runs next (zero: not scheduled); nil when
 	// this process schedules nothing.
 	NextRun func(job string) time.Time
+	// Body, when set, renders an event's body as its receivers get it,
+	// without what is minted per attempt (the DownloadURL); else the stored
+	// body is shown.
+	Body func(store.Event) []byte
 	// Readiness answers what /readyz does: each check ("ok" or what is
 	// wrong) and whether all are ok.
 	Readiness func(ctx context.Context) (map[string]string, bool)
@@ -509,8 +513,11 @@ func (a *API) delivery(w http.ResponseWriter, r *http.Request) {
 	out := DeliveryDetail{DeliveryView: viewDelivery(d), Attempts: []AttemptView{}, Event: EventView{ID: d.Event.ID, Type: d.Event.CEType,
 		Source: d.Event.Source, Subject: d.Event.Subject, Topic: d.Event.Topic, ControlNumber: d.Event.ControlNumber, Time: d.Event.CreatedAt,
 		Body: json.RawMessage(d.Event.Body)}}
-	if !json.Valid(d.Event.Body) {
-		out.Event.Body, _ = json.Marshal(string(d.Event.Body))
+	if a.Body != nil {
+		out.Event.Body = a.Body(d.Event)
+	}
+	if !json.Valid(out.Event.Body) {
+		out.Event.Body, _ = json.Marshal(string(out.Event.Body))
 	}
 	for _, at := range attempts {
 		out.Attempts = append(out.Attempts, AttemptView{Attempt: at.Number, At: at.StartedAt, DurationMS: at.Duration.Milliseconds(), Status: at.Status,
