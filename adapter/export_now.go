@@ -25,6 +25,12 @@ var ErrUsage = errors.New("usage")
 // ErrExportFailed: export-now finished, but not everything succeeded.
 var ErrExportFailed = errors.New("not everything was exported and delivered")
 
+// Phases of export-now around a job's run (pipeline's are within it).
+const (
+	PhaseStarting      = "starting"                                 // opening the store, the server, the connections
+	PhaseHeldElsewhere = "waiting: the job runs in another process" // Status names the process
+)
+
 // ExportProgress is told how export-now advances (the CLI draws it).
 type ExportProgress interface {
 	pipeline.Progress
@@ -103,6 +109,9 @@ func ExportNow(ctx context.Context, cfg *Config, log zerolog.Logger, opt ExportN
 		opt.PollInterval = 200 * time.Millisecond
 	}
 	defer prog.Close()
+	for _, name := range names {
+		prog.Phase(name, pipeline.Phase{Name: PhaseStarting, Since: time.Now()})
+	}
 	app, err := StartApp(ctx, cfg, log, AppOptions{HTTPOptional: true, Failpoint: opt.Failpoint})
 	if err != nil {
 		return nil, err
@@ -175,6 +184,7 @@ func runWhenFree(ctx context.Context, app *App, name string, prog pipeline.Progr
 		if !said {
 			log.Info().Str("job", name).Str("held_by", held.Owner).Time("lease_until", held.ExpiresAt).
 				Msg("the job is running in another process: waiting for it to finish")
+			prog.Phase(name, pipeline.Phase{Name: PhaseHeldElsewhere, Status: held.Owner, Since: time.Now()})
 			said = true
 		}
 		t := time.NewTimer(min(app.cfg.Store.LeaseTTL/3, time.Second))

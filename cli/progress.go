@@ -117,6 +117,10 @@ func (p *progress) draw(now time.Time) {
 func (p *progress) Phase(job string, ph pipeline.Phase) {
 	line, phase := ph.Name, ph.Name
 	fields := map[string]any{}
+	if ph.Name == adapter.PhaseHeldElsewhere {
+		line = fmt.Sprintf("%s (%s)", ph.Name, ph.Status)
+		fields["held_by"] = ph.Status
+	}
 	if ph.Name == pipeline.PhaseWaiting {
 		elapsed := p.now().Sub(ph.Since).Round(time.Second)
 		status := ph.Status

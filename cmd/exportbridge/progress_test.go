@@ -58,6 +58,7 @@ func TestExportNowShowsEveryPhaseOnATerminal(t *testing.T) {
 	require.Equal(t, exitFailed, exit.ExitCode())
 	out := screen.String()
 	for _, want := range []string{
+		"starting\r\n", // from the first moment: never a blank screen
 		"asking FinOps for a package",
 		"starting the export",
 		"waiting for FinOps: Executing (",
