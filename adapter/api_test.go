@@ -299,13 +299,14 @@ func TestStatusAndDeliveryPaging(t *testing.T) {
 	e.sim.EnqueueSample(testActivity)
 	_, err := a.Runner.Run(context.Background(), "customer-groups", nil)
 	require.NoError(t, err)
-	require.Equal(t, http.StatusOK, call(t, e, "POST", "/api/subscriptions/flow/pause", tok, nil))
-
 	var st adminapi.StatusView
 	require.Eventually(t, func() bool {
 		require.Equal(t, http.StatusOK, call(t, e, "GET", "/api/status", tok, &st))
 		return st.Deliveries[store.StateDelivered] == 3
 	}, 10*time.Second, 10*time.Millisecond)
+	// Paused once all three went out (a pause before would hold them).
+	require.Equal(t, http.StatusOK, call(t, e, "POST", "/api/subscriptions/flow/pause", tok, nil))
+	require.Equal(t, http.StatusOK, call(t, e, "GET", "/api/status", tok, &st))
 	require.True(t, st.Ready, "%v", st.Checks)
 	require.Equal(t, "ok", st.Checks["connection:finops"])
 	require.Len(t, st.Jobs, 2)
