@@ -37,6 +37,8 @@ var copyTables = []copyTable{
 	{"subscriptions", []string{"name", "spec", "created_by", "created_at", "updated_at"}, []string{"name"}, ""},
 	{"attempts", []string{"id", "delivery_id", "number", "started_at", "duration_ms", "status", "error", "response", "process"}, []string{"id"}, "id"},
 	{"tokens", []string{"name", "hash", "scopes", "created_by", "created_at"}, []string{"name"}, ""},
+	{"comparisons", []string{"artifact_id", "job", "entity", "event_id", "message_id", "created_at"}, []string{"artifact_id"}, ""},
+	{"baselines", []string{"job", "entity", "artifact_id", "event_id"}, []string{"job", "entity"}, ""},
 }
 
 // CopyReport says what Copy moved.
@@ -49,7 +51,8 @@ type CopyReport struct {
 // Copy copies everything from one store to another (SQLite to PostgreSQL,
 // typically): source messages, exports, runs, artifacts, events with their
 // ControlNumbers, deliveries with their retry state, attempts, pauses,
-// settings (the signing key), runtime subscriptions and tokens. Rows the
+// settings (the signing key), runtime subscriptions, tokens, and the
+// snapshots waiting to be compared and the baselines. Rows the
 // destination has are kept, so running it again copies only what is new.
 // It refuses a source on which any process holds a lease at now.
 func Copy(ctx context.Context, from, to Store, now time.Time, progress func(CopyReport)) error {

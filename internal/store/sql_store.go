@@ -633,6 +633,12 @@ func (s *sqlStore) commitPackage(ctx context.Context, tx *sql.Tx, p Package) ([]
 	if err != nil {
 		return nil, err
 	}
+	for _, c := range p.Comparisons {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO comparisons (artifact_id, job, entity, event_id, message_id, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
+			c.ArtifactID, c.Job, c.Entity, c.EventID, c.MessageID, ms(c.CreatedAt)); err != nil {
+			return nil, fmt.Errorf("comparisons: %w", err)
+		}
+	}
 	if p.ExecutionID != "" {
 		state := ExportCommitted
 		if p.ExportError != "" {
@@ -1238,7 +1244,9 @@ func (s *sqlStore) Artifact(ctx context.Context, id string) (*Artifact, error) {
 
 // ExpiredArtifacts implements Store.
 func (s *sqlStore) ExpiredArtifacts(ctx context.Context, cutoff time.Time, limit int) ([]Artifact, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+artifactColumns+` FROM artifacts WHERE deleted_at = 0 AND created_at < ? ORDER BY created_at LIMIT ?`, ms(cutoff), limit)
+	rows, err := s.db.QueryContext(ctx, `SELECT `+artifactColumns+` FROM artifacts WHERE deleted_at = 0 AND created_at < ?
+		AND id NOT IN (SELECT artifact_id FROM baselines) AND id NOT IN (SELECT artifact_id FROM comparisons)
+		ORDER BY created_at LIMIT ?`, ms(cutoff), limit)
 	if err != nil {
 		return nil, err
 	}
@@ -1252,6 +1260,72 @@ func (s *sqlStore) ExpiredArtifacts(ctx context.Context, cutoff time.Time, limit
 		out = append(out, *a)
 	}
 	return out, rows.Err()
+}
+
+// PendingComparisons implements Store.
+func (s *sqlStore) PendingComparisons(ctx context.Context, job string) ([]Comparison, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT artifact_id, job, entity, event_id, message_id, created_at FROM comparisons
+		WHERE job = ? ORDER BY created_at, artifact_id`, job)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Comparison
+	for rows.Next() {
+		var c Comparison
+		var at int64
+		if err := rows.Scan(&c.ArtifactID, &c.Job, &c.Entity, &c.EventID, &c.MessageID, &at); err != nil {
+			return nil, err
+		}
+		c.CreatedAt = fromMS(at)
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// Baseline implements Store.
+func (s *sqlStore) Baseline(ctx context.Context, job, entity string) (*Baseline, error) {
+	b := Baseline{Job: job, Entity: entity}
+	err := s.db.QueryRowContext(ctx, `SELECT artifact_id, event_id FROM baselines WHERE job = ? AND entity = ?`, job, entity).Scan(&b.ArtifactID, &b.EventID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	return &b, err
+}
+
+// CompleteComparison implements Store.
+func (s *sqlStore) CompleteComparison(ctx context.Context, d ComparisonDone) ([]Event, error) {
+	var events []Event
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if err := s.checkLease(ctx, tx, d.Lease, d.At); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `DELETE FROM comparisons WHERE artifact_id = ?`, d.Comparison.ArtifactID)
+		if err := mustAffect(res, err); err != nil {
+			return fmt.Errorf("comparison of %s: %w", d.Comparison.ArtifactID, err)
+		}
+		var arts []any
+		for _, a := range d.Artifacts {
+			arts = append(arts, a.ID, a.Job, a.Entity, a.Name, a.Key, a.ContentType, a.ContentEncoding, a.Bytes, a.SHA256, a.Records, ms(a.CreatedAt))
+		}
+		if err := s.insertRows(ctx, tx, artifactInsert, arts, nil); err != nil {
+			return fmt.Errorf("artifacts: %w", err)
+		}
+		if len(d.Events) > 0 {
+			if events, err = s.insertEvents(ctx, tx, d.Events, ms(d.At)); err != nil {
+				return err
+			}
+		}
+		if d.Rebase {
+			c := d.Comparison
+			_, err := tx.ExecContext(ctx, `INSERT INTO baselines (job, entity, artifact_id, event_id) VALUES (?, ?, ?, ?)
+				ON CONFLICT (job, entity) DO UPDATE SET artifact_id = excluded.artifact_id, event_id = excluded.event_id`,
+				c.Job, c.Entity, c.ArtifactID, c.EventID)
+			return err
+		}
+		return nil
+	})
+	return events, err
 }
 
 // LiveArtifactKeys implements Store.

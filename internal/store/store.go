@@ -170,7 +170,15 @@ type Store interface {
 
 	// Artifact returns a converted file's record.
 	Artifact(ctx context.Context, id string) (*Artifact, error)
-	// ExpiredArtifacts lists up to limit live artifacts created before cutoff.
+	// PendingComparisons lists a job's snapshots waiting to be compared,
+	// oldest first; Baseline is what the next of job and entity is
+	// compared with (ErrNotFound: none yet); CompleteComparison settles
+	// one (ErrNotFound if it was settled already).
+	PendingComparisons(ctx context.Context, job string) ([]Comparison, error)
+	Baseline(ctx context.Context, job, entity string) (*Baseline, error)
+	CompleteComparison(ctx context.Context, d ComparisonDone) ([]Event, error)
+	// ExpiredArtifacts lists up to limit live artifacts created before
+	// cutoff, except baselines and snapshots waiting to be compared.
 	ExpiredArtifacts(ctx context.Context, cutoff time.Time, limit int) ([]Artifact, error)
 	// MarkArtifactDeleted records that an artifact's file was removed.
 	MarkArtifactDeleted(ctx context.Context, id string, at time.Time) error
@@ -271,7 +279,37 @@ type Package struct {
 	Lease       *JobLease // when set, the commit is refused unless it is still held
 	Artifacts   []Artifact
 	Events      []NewEvent
+	// Comparisons are the snapshots (artifacts of entities with key
+	// columns) to compare with their baselines once committed.
+	Comparisons []Comparison
 	At          time.Time
+}
+
+// Comparison is a committed snapshot waiting to be compared with the
+// baseline of its job and entity.
+type Comparison struct {
+	ArtifactID, Job, Entity string
+	EventID                 string // the snapshot's DataExportCompleted
+	MessageID               string // the package it came in
+	CreatedAt               time.Time
+}
+
+// Baseline is the snapshot the next one of its job and entity is compared
+// with.
+type Baseline struct {
+	Job, Entity, ArtifactID, EventID string
+}
+
+// ComparisonDone settles a comparison in one transaction: its changes file
+// and events (a DataExportChanged, or a DataExportFailed), and whether the
+// snapshot becomes the baseline (not when it could not be compared).
+type ComparisonDone struct {
+	Comparison Comparison
+	Artifacts  []Artifact
+	Events     []NewEvent
+	Rebase     bool
+	Lease      *JobLease // the commit is refused unless it is still held
+	At         time.Time
 }
 
 // Delivery is one event to one subscription.

@@ -59,6 +59,7 @@ func Run(t *testing.T, open Opener) {
 		"AttemptsAreRecorded":          testAttempts,
 		"Tokens":                       testTokens,
 		"Sessions":                     testSessions,
+		"Comparisons":                  testComparisons,
 		"CompleteOutcomes":             testComplete,
 		"RescueExpiredLeases":          testRescue,
 		"ReplayKeepsEventID":           testReplay,
@@ -787,6 +788,76 @@ func testArtifacts(t *testing.T, s store.Store, _ func() store.Store) {
 	live, err = s.LiveArtifactKeys(ctx)
 	require.NoError(t, err)
 	require.Equal(t, []string{p.Artifacts[1].Key}, live, "a deleted artifact's file is no longer kept")
+}
+
+// testComparisons: snapshots committed for comparison wait (from another
+// handle too) and are kept from retention; settling one commits its
+// artifacts and events, makes it the baseline (kept in turn) and happens
+// once; a stale job lease is refused.
+func testComparisons(t *testing.T, s store.Store, other func() store.Store) {
+	lease, err := s.AcquireJobLease(ctx, "j", ownerA, t0, t0.Add(time.Hour))
+	require.NoError(t, err)
+	first := Package("j", "m1", []string{"A"}, "s1")
+	first.Lease = &lease
+	first.Comparisons = []store.Comparison{{ArtifactID: "art-m1-0", Job: "j", Entity: "A", EventID: "ev-m1-0", MessageID: "m1", CreatedAt: t0}}
+	_, err = s.CommitPackage(ctx, first)
+	require.NoError(t, err)
+	second := Package("j", "m2", []string{"A"}, "s1")
+	second.Lease = &lease
+	second.Comparisons = []store.Comparison{{ArtifactID: "art-m2-0", Job: "j", Entity: "A", EventID: "ev-m2-0", MessageID: "m2", CreatedAt: t0.Add(time.Second)}}
+	_, err = s.CommitPackage(ctx, second)
+	require.NoError(t, err)
+
+	pending, err := other().PendingComparisons(ctx, "j")
+	require.NoError(t, err)
+	require.Equal(t, []string{"art-m1-0", "art-m2-0"}, []string{pending[0].ArtifactID, pending[1].ArtifactID}, "oldest first")
+	require.Equal(t, "m1", pending[0].MessageID)
+	none, err := s.PendingComparisons(ctx, "other-job")
+	require.NoError(t, err)
+	require.Empty(t, none)
+	_, err = s.Baseline(ctx, "j", "A")
+	require.ErrorIs(t, err, store.ErrNotFound)
+	old, err := s.ExpiredArtifacts(ctx, t0.Add(time.Hour), 10)
+	require.NoError(t, err)
+	require.Empty(t, old, "snapshots waiting to be compared are kept")
+
+	// The first has no baseline: it becomes one, with no event.
+	_, err = s.CompleteComparison(ctx, store.ComparisonDone{Comparison: pending[0], Rebase: true, Lease: &lease, At: t0.Add(time.Minute)})
+	require.NoError(t, err)
+	// The second: a changes file and its event.
+	changes := store.Artifact{ID: "art-changes", Job: "j", Entity: "A", Name: "A.changes.ndjson", Key: "chg/A.changes.ndjson",
+		ContentType: "application/x-ndjson", Bytes: 5, SHA256: "cd", Records: 2, CreatedAt: t0.Add(time.Minute)}
+	ev := store.NewEvent{Event: store.Event{ID: "ev-changed", Type: "DataExportChanged", CEType: "com.exportbridge.test.changed", Source: "/test/j",
+		Subject: "A", Topic: "dataexport/j/A/changes", Job: "j", Entity: "A", Body: []byte(`{}`), ArtifactID: "art-changes", CreatedAt: t0.Add(time.Minute)},
+		Subscriptions: []string{"s1"}}
+	stale := lease
+	stale.Token++
+	_, err = s.CompleteComparison(ctx, store.ComparisonDone{Comparison: pending[1], Rebase: true, Lease: &stale, At: t0.Add(time.Minute)})
+	require.ErrorIs(t, err, store.ErrLeaseLost, "fenced by the job lease")
+	evs, err := s.CompleteComparison(ctx, store.ComparisonDone{Comparison: pending[1], Artifacts: []store.Artifact{changes},
+		Events: []store.NewEvent{ev}, Rebase: true, Lease: &lease, At: t0.Add(time.Minute)})
+	require.NoError(t, err)
+	require.Len(t, evs, 1)
+	require.Positive(t, evs[0].ControlNumber)
+	_, err = s.CompleteComparison(ctx, store.ComparisonDone{Comparison: pending[1], Rebase: true, Lease: &lease, At: t0.Add(time.Minute)})
+	require.ErrorIs(t, err, store.ErrNotFound, "settled once")
+
+	b, err := other().Baseline(ctx, "j", "A")
+	require.NoError(t, err)
+	require.Equal(t, store.Baseline{Job: "j", Entity: "A", ArtifactID: "art-m2-0", EventID: "ev-m2-0"}, *b)
+	ds, err := s.Deliveries(ctx, store.Filter{EventIDs: []string{"ev-changed"}})
+	require.NoError(t, err)
+	require.Len(t, ds, 1, "the change event is delivered")
+	a, err := s.Artifact(ctx, "art-changes")
+	require.NoError(t, err)
+	require.Equal(t, int64(2), a.Records)
+	old, err = s.ExpiredArtifacts(ctx, t0.Add(time.Hour), 10)
+	require.NoError(t, err)
+	var ids []string
+	for _, a := range old {
+		ids = append(ids, a.ID)
+	}
+	require.ElementsMatch(t, []string{"art-m1-0", "art-changes"}, ids, "the baseline is kept; the older snapshot is not")
 }
 
 func testSettingsAndPauses(t *testing.T, s store.Store, _ func() store.Store) {

@@ -1,0 +1,17 @@
+-- 3: change events (see SQLite's 0008).
+CREATE TABLE comparisons (
+	artifact_id TEXT   PRIMARY KEY,
+	job         TEXT   NOT NULL,
+	entity      TEXT   NOT NULL,
+	event_id    TEXT   NOT NULL,
+	message_id  TEXT   NOT NULL,
+	created_at  BIGINT NOT NULL
+);
+CREATE INDEX comparisons_job ON comparisons (job, created_at);
+CREATE TABLE baselines (
+	job         TEXT NOT NULL,
+	entity      TEXT NOT NULL,
+	artifact_id TEXT NOT NULL,
+	event_id    TEXT NOT NULL,
+	PRIMARY KEY (job, entity)
+);

@@ -1,0 +1,21 @@
+-- 8: change events. A committed snapshot of an entity with key columns
+-- waits in comparisons until it is compared with the baseline of its job
+-- and entity (the newest snapshot compared before it); then it becomes the
+-- baseline. Retention keeps every artifact that is a baseline or waits
+-- here.
+CREATE TABLE comparisons (
+	artifact_id TEXT    PRIMARY KEY,
+	job         TEXT    NOT NULL,
+	entity      TEXT    NOT NULL,
+	event_id    TEXT    NOT NULL,
+	message_id  TEXT    NOT NULL,
+	created_at  INTEGER NOT NULL
+);
+CREATE INDEX comparisons_job ON comparisons (job, created_at);
+CREATE TABLE baselines (
+	job         TEXT NOT NULL,
+	entity      TEXT NOT NULL,
+	artifact_id TEXT NOT NULL,
+	event_id    TEXT NOT NULL,
+	PRIMARY KEY (job, entity)
+);
