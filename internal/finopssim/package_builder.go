@@ -39,8 +39,14 @@ type Package struct {
 // entities (UTF-8 with BOM, CRLF, quoted fields holding commas, quotes and
 // line breaks, non-ASCII text, empty fields) and one XML-Element entity.
 // rows is the number of records per entity; seed makes it reproducible.
+//
+// Successive seeds (1, 2, 3, …: the simulator's package numbers) are
+// successive snapshots of one table, as FinOps exports it: each holds the
+// records seed…seed+rows-1, so the next drops the oldest record and adds
+// one, and the record whose number is seed modulo rows has another
+// description. A record's other values never change. Change events then
+// have inserts, updates and deletes to report.
 func SamplePackage(group string, rows int, seed uint64) Package {
-	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	descs := []string{"Wholesale customers", "Retail, domestic", `Key accounts "gold"`, "Kunden – München",
 		"Intercompany\r\nsecond line", "", "Ünïcødé grøup ✓", "Export; EU", "Tabs\there"}
 	terms := []string{"Net30", "Net10", "COD", "", "Net45"}
@@ -52,13 +58,21 @@ func SamplePackage(group string, rows int, seed uint64) Package {
 		Columns: []string{"CURRENCYCODE", "NAME", "SYMBOL", "ROUNDINGPRECISION"}}
 	currencies := [][]string{{"EUR", "Euro", "€", "0.01"}, {"USD", "US Dollar", "$", "0.01"}, {"JPY", "Yen", "¥", "1"},
 		{"GBP", "Pound <sterling> & co", "£", "0.01"}, {"DKK", "Dansk krone", "kr.", "0.01"}}
-	for i := range rows {
-		cg.Rows = append(cg.Rows, []string{fmt.Sprintf("CG%04d", i+1), descs[r.IntN(len(descs))],
+	first := max(int(seed), 1)
+	for id := first; id < first+rows; id++ {
+		// A record's values come from its number alone, so they stay the
+		// same from one snapshot to the next.
+		r := rand.New(rand.NewPCG(uint64(id), 0x9e3779b97f4a7c15))
+		cgDesc, vgDesc := r.IntN(len(descs)), r.IntN(len(descs))
+		if id%rows == int(seed)%rows {
+			cgDesc, vgDesc = (cgDesc+1+int(seed))%len(descs), (vgDesc+1+int(seed))%len(descs) // changed in this snapshot
+		}
+		cg.Rows = append(cg.Rows, []string{fmt.Sprintf("CG%04d", id), descs[cgDesc],
 			terms[r.IntN(len(terms))], []string{"Yes", "No"}[r.IntN(2)], ""})
-		vg.Rows = append(vg.Rows, []string{fmt.Sprintf("VG%04d", i+1), descs[r.IntN(len(descs))],
+		vg.Rows = append(vg.Rows, []string{fmt.Sprintf("VG%04d", id), descs[vgDesc],
 			terms[r.IntN(len(terms))], []string{"Monday", "", "Friday"}[r.IntN(3)]})
-		c := currencies[i%len(currencies)]
-		cur.Rows = append(cur.Rows, []string{fmt.Sprintf("%s%d", c[0], i/len(currencies)), c[1], c[2], c[3]})
+		c := currencies[id%len(currencies)]
+		cur.Rows = append(cur.Rows, []string{fmt.Sprintf("%s%d", c[0], id/len(currencies)), c[1], c[2], c[3]})
 	}
 	return Package{DefinitionGroup: group, Entities: []Entity{cg, vg, cur}}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/csv"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 
@@ -58,4 +59,33 @@ func flatten(rows [][]string) []string {
 		out = append(out, r...)
 	}
 	return out
+}
+
+// TestSuccessivePackagesAreSuccessiveSnapshots: the next package drops the
+// oldest record, adds one, changes one description, and keeps the rest.
+func TestSuccessivePackagesAreSuccessiveSnapshots(t *testing.T) {
+	t.Parallel()
+	byID := func(p Package) map[string][]string {
+		out := map[string][]string{}
+		for _, r := range p.Entities[0].Rows {
+			out[r[0]] = r
+		}
+		return out
+	}
+	a, b := byID(SamplePackage("g", 6, 2)), byID(SamplePackage("g", 6, 3))
+	require.Len(t, a, 6)
+	require.Len(t, b, 6)
+	require.Contains(t, a, "CG0002")
+	require.NotContains(t, b, "CG0002", "the oldest is gone")
+	require.Contains(t, b, "CG0008", "a new one came")
+	var changed []string
+	for id, row := range b {
+		if old, ok := a[id]; ok && !slices.Equal(old, row) {
+			changed = append(changed, id)
+			require.Equal(t, old[0], row[0])
+			require.NotEqual(t, old[1], row[1], "only the description changes")
+			require.Equal(t, old[2:], row[2:])
+		}
+	}
+	require.NotEmpty(t, changed, "some record changed")
 }
