@@ -22,15 +22,18 @@ func FuzzRender(f *testing.F) {
 		at := time.Date(2026, 11, 23, 11, 0, 0, 0, time.UTC)
 		src := Source{Job: "j", Kind: "dequeue", MessageID: legal, LegalEntity: legal}
 		ev := NewCompleted(src, File{ArtifactID: "a1", Entity: entity, SourceFormat: "CSV"}, at)
-		if failed {
+		switch {
+		case failed:
 			ev = NewFailed(src, datapackage.ReasonExportFailed, message, entity, message, at)
 			url = ""
+		case cn%2 == 0: // the change events too
+			ev = NewChanged(src, File{ArtifactID: "a1", Entity: entity, Records: 3}, Changes{Inserted: 1, Updated: 2, Snapshot: message, Previous: legal}, at)
 		}
 		ev.ControlNumber = cn
 		want, err := reencode(ev, url, at.Add(time.Hour))
 		require.NoError(t, err)
 		got, ok := splice(ev, url, at.Add(time.Hour))
-		require.True(t, ok, "a body NewCompleted or NewFailed wrote is always spliced")
+		require.True(t, ok, "a body NewCompleted, NewChanged or NewFailed wrote is always spliced")
 		require.JSONEq(t, string(want), string(got))
 		if utf8.ValidString(entity) && utf8.ValidString(legal) && utf8.ValidString(url) && utf8.ValidString(message) {
 			require.Equal(t, string(want), string(got))

@@ -20,6 +20,10 @@ const (
 	// package (or a message's file) could not be downloaded.
 	ReasonExportFailed   Reason = "export_failed"
 	ReasonDownloadFailed Reason = "download_failed"
+	// A snapshot could not be compared with the previous one (a duplicate
+	// key, a missing key column): no change event; the snapshot's own
+	// DataExportCompleted went out regardless.
+	ReasonChangesFailed Reason = "changes_failed"
 )
 
 // Sentinel errors, one per reason, for errors.Is.
