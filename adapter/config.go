@@ -141,6 +141,17 @@ type JobConfig struct {
 	DefinitionGroup string        `koanf:"definition_group"`
 	PollInterval    time.Duration `koanf:"poll_interval"` // default 15s
 	Timeout         time.Duration `koanf:"timeout"`       // default 2h
+
+	// Changes names the key columns of the entities whose changes are
+	// announced (DataExportChanged): { "Customer groups" = ["CUSTOMERGROUPID"] }.
+	// Entity names are only known at run time: an unknown one is warned
+	// of then.
+	Changes map[string][]string `koanf:"changes"`
+	// ChangesEmptyEvent announces comparisons that found no change too.
+	ChangesEmptyEvent bool `koanf:"changes_empty_event"`
+	// ChangesInitial: "inserts" announces an entity's first snapshot as
+	// all inserts; "" (default) makes it the baseline silently.
+	ChangesInitial string `koanf:"changes_initial"`
 }
 
 // WithDefaults fills zero fields.
@@ -192,6 +203,32 @@ func (j JobConfig) Validate(connections map[string]finops.Config) conf.Problems 
 		if _, err := datapackage.LookupEncoding(j.Encoding); err != nil {
 			ps.Add("encoding", "%v", err)
 		}
+	}
+	for entity, keys := range j.Changes {
+		key := "changes." + entity
+		switch {
+		case strings.TrimSpace(entity) == "":
+			ps.Add("changes", "an entity name is empty")
+		case len(keys) == 0:
+			ps.Add(key, "names no key column")
+		}
+		seen := map[string]bool{}
+		for _, k := range keys {
+			if strings.TrimSpace(k) == "" {
+				ps.Add(key, "a key column name is empty")
+			} else if seen[k] {
+				ps.Add(key, "names key column %q twice", k)
+			}
+			seen[k] = true
+		}
+	}
+	switch j.ChangesInitial {
+	case "", "inserts":
+	default:
+		ps.Add("changes_initial", `must be "inserts" or empty, got %q`, j.ChangesInitial)
+	}
+	if len(j.Changes) == 0 && (j.ChangesEmptyEvent || j.ChangesInitial != "") {
+		ps.Add("changes", "is needed by changes_empty_event and changes_initial: name the key columns of each entity")
 	}
 	onlyFor := func(key, kind string, set bool) {
 		if set {

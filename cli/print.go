@@ -41,6 +41,13 @@ func printConfigSummary(w io.Writer, path string, cfg *adapter.Config) {
 			what = fmt.Sprintf("%q", j.DefinitionGroup)
 		}
 		fmt.Fprintf(w, "    %-20s %-14s %s via %s, %s\n", j.Name, j.Kind, what, j.Connection, sched)
+		if len(j.Changes) > 0 {
+			var keyed []string
+			for _, entity := range sortedKeys(j.Changes) {
+				keyed = append(keyed, fmt.Sprintf("%s (%s)", entity, strings.Join(j.Changes[entity], ", ")))
+			}
+			fmt.Fprintf(w, "    %-20s changes of %s\n", "", strings.Join(keyed, "; "))
+		}
 	}
 	fmt.Fprintf(w, "  %d subscription(s):\n", len(cfg.Subscriptions))
 	for _, s := range cfg.Subscriptions {

@@ -90,6 +90,8 @@ type Job struct {
 	// NewSource makes the job's Source for one run; lease gives the run's
 	// job lease, for sources that record work in the store (fenced).
 	NewSource func(log zerolog.Logger, lease func() *store.JobLease) Source
+	// Changes are the job's change events (none without key columns).
+	Changes Changes
 }
 
 // Observer is told what runs do (metrics). Polls are the sources' own.
@@ -118,6 +120,7 @@ type Runner struct {
 	obs       Observer
 	log       zerolog.Logger
 	now       func() time.Time
+	cmp       Comparisons // nil: a store that keeps no comparisons (no change events)
 
 	mu   sync.RWMutex
 	jobs map[string]*jobRunner
@@ -155,6 +158,9 @@ func NewRunner(cfg Config, jobs []Job, st Ledger, storage files.Storage, subs *p
 		log: log.With().Str("component", "runner").Logger(), now: time.Now, jobs: map[string]*jobRunner{}}
 	for _, o := range opts {
 		o(r)
+	}
+	if c, ok := st.(Comparisons); ok {
+		r.cmp = c
 	}
 	for _, j := range jobs {
 		r.jobs[j.Name] = &jobRunner{cfg: j}
@@ -260,6 +266,10 @@ func (r *Runner) Run(ctx context.Context, name string, prog Progress) (*RunResul
 	runCtx, stopRenewing := r.holdLease(ctx, jr, log)
 	runCtx = withPhases(runCtx, func(p Phase) { prog.Phase(name, p) })
 	err = r.runSource(runCtx, jr, job, job.NewSource(log, jr.currentLease), res, prog, log)
+	if err == nil {
+		// The snapshots committed now, and any an earlier run left.
+		err = r.compareWaiting(runCtx, jr, job, res, log)
+	}
 	if cause := context.Cause(runCtx); err != nil && errors.Is(cause, store.ErrLeaseLost) {
 		err = fmt.Errorf("job %s: %w (another process took the job over; this run stopped)", name, cause)
 	}
@@ -556,6 +566,7 @@ func (r *Runner) convert(ctx context.Context, job Job, src dataexport.Source, dl
 		log.Warn().Err(f).Str("entity", f.Entity).Str("reason", string(f.Reason)).Msg("entity cannot be converted")
 		p.Events = append(p.Events, r.route(dataexport.NewFailed(src, f.Reason, f.Error(), f.Entity, quarantined, now)))
 	}
+	p.Comparisons = comparisons(job, src, p, log)
 	return p, nil
 }
 

@@ -634,8 +634,8 @@ func (s *sqlStore) commitPackage(ctx context.Context, tx *sql.Tx, p Package) ([]
 		return nil, err
 	}
 	for _, c := range p.Comparisons {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO comparisons (artifact_id, job, entity, event_id, message_id, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
-			c.ArtifactID, c.Job, c.Entity, c.EventID, c.MessageID, ms(c.CreatedAt)); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO comparisons (artifact_id, job, entity, event_id, message_id, source_kind, execution_id, legal_entity, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, c.ArtifactID, c.Job, c.Entity, c.EventID, c.MessageID, c.SourceKind, c.ExecutionID, c.LegalEntity, ms(c.CreatedAt)); err != nil {
 			return nil, fmt.Errorf("comparisons: %w", err)
 		}
 	}
@@ -1264,8 +1264,8 @@ func (s *sqlStore) ExpiredArtifacts(ctx context.Context, cutoff time.Time, limit
 
 // PendingComparisons implements Store.
 func (s *sqlStore) PendingComparisons(ctx context.Context, job string) ([]Comparison, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT artifact_id, job, entity, event_id, message_id, created_at FROM comparisons
-		WHERE job = ? ORDER BY created_at, artifact_id`, job)
+	rows, err := s.db.QueryContext(ctx, `SELECT artifact_id, job, entity, event_id, message_id, source_kind, execution_id, legal_entity, created_at
+		FROM comparisons WHERE job = ? ORDER BY created_at, artifact_id`, job)
 	if err != nil {
 		return nil, err
 	}
@@ -1274,7 +1274,7 @@ func (s *sqlStore) PendingComparisons(ctx context.Context, job string) ([]Compar
 	for rows.Next() {
 		var c Comparison
 		var at int64
-		if err := rows.Scan(&c.ArtifactID, &c.Job, &c.Entity, &c.EventID, &c.MessageID, &at); err != nil {
+		if err := rows.Scan(&c.ArtifactID, &c.Job, &c.Entity, &c.EventID, &c.MessageID, &c.SourceKind, &c.ExecutionID, &c.LegalEntity, &at); err != nil {
 			return nil, err
 		}
 		c.CreatedAt = fromMS(at)

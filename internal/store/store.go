@@ -290,8 +290,9 @@ type Package struct {
 type Comparison struct {
 	ArtifactID, Job, Entity string
 	EventID                 string // the snapshot's DataExportCompleted
-	MessageID               string // the package it came in
-	CreatedAt               time.Time
+	// Where the package came from, for the change event's header.
+	MessageID, SourceKind, ExecutionID, LegalEntity string
+	CreatedAt                                       time.Time
 }
 
 // Baseline is the snapshot the next one of its job and entity is compared

@@ -799,7 +799,7 @@ func testComparisons(t *testing.T, s store.Store, other func() store.Store) {
 	require.NoError(t, err)
 	first := Package("j", "m1", []string{"A"}, "s1")
 	first.Lease = &lease
-	first.Comparisons = []store.Comparison{{ArtifactID: "art-m1-0", Job: "j", Entity: "A", EventID: "ev-m1-0", MessageID: "m1", CreatedAt: t0}}
+	first.Comparisons = []store.Comparison{{ArtifactID: "art-m1-0", Job: "j", Entity: "A", EventID: "ev-m1-0", MessageID: "m1", SourceKind: "dequeue", LegalEntity: "usmf", CreatedAt: t0}}
 	_, err = s.CommitPackage(ctx, first)
 	require.NoError(t, err)
 	second := Package("j", "m2", []string{"A"}, "s1")
@@ -812,6 +812,8 @@ func testComparisons(t *testing.T, s store.Store, other func() store.Store) {
 	require.NoError(t, err)
 	require.Equal(t, []string{"art-m1-0", "art-m2-0"}, []string{pending[0].ArtifactID, pending[1].ArtifactID}, "oldest first")
 	require.Equal(t, "m1", pending[0].MessageID)
+	require.Equal(t, "dequeue", pending[0].SourceKind)
+	require.Equal(t, "usmf", pending[0].LegalEntity)
 	none, err := s.PendingComparisons(ctx, "other-job")
 	require.NoError(t, err)
 	require.Empty(t, none)

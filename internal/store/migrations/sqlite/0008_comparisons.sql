@@ -9,6 +9,9 @@ CREATE TABLE comparisons (
 	entity      TEXT    NOT NULL,
 	event_id    TEXT    NOT NULL,
 	message_id  TEXT    NOT NULL,
+	source_kind TEXT    NOT NULL,
+	execution_id TEXT   NOT NULL,
+	legal_entity TEXT   NOT NULL,
 	created_at  INTEGER NOT NULL
 );
 CREATE INDEX comparisons_job ON comparisons (job, created_at);
