@@ -228,6 +228,7 @@ func (d *demoReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		BusinessEventID, EntityName, DownloadURL, ContentSHA256, FailureReason, FailureMessage, Job string
 		NoOfRecords                                                                                 int64
 		ControlNumber                                                                               int64
+		Inserted, Updated, Deleted                                                                  int64
 	}
 	if err := json.Unmarshal(body, &ev); err != nil {
 		http.Error(w, "body is not JSON", http.StatusBadRequest)
@@ -253,6 +254,11 @@ func (d *demoReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		line = d.log.Warn().Str("job", ev.Job).Str("entity", ev.EntityName).Str("sha256", sum).Str("want_sha256", ev.ContentSHA256)
 		line.Msg("demo receiver: the file's SHA-256 differs from the event's")
 		http.Error(w, "sha256 mismatch", http.StatusUnprocessableEntity)
+		return
+	}
+	if ev.BusinessEventID == dataexport.TypeChanged {
+		line.Int64("inserted", ev.Inserted).Int64("updated", ev.Updated).Int64("deleted", ev.Deleted).Msg("demo receiver: changes verified")
+		w.WriteHeader(http.StatusNoContent)
 		return
 	}
 	line.Msg("demo receiver: signed event, file verified")
