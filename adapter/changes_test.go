@@ -3,15 +3,20 @@ package adapter
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"maps"
+	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/exportbridge/exportbridge/dataexport"
 	"github.com/exportbridge/exportbridge/internal/finopssim"
+	"github.com/exportbridge/exportbridge/internal/store"
+	"github.com/exportbridge/exportbridge/publish"
 )
 
 func keyedChanges(c *Config) {
@@ -187,4 +192,43 @@ func TestInitialInsertsAndEmptyEvents(t *testing.T) {
 	empty := all[1].Body
 	require.Equal(t, []any{0.0, 0.0, 0.0}, []any{empty["Inserted"], empty["Updated"], empty["Deleted"]})
 	require.Equal(t, 0.0, empty["NoOfRecords"])
+}
+
+// TestSupersededSnapshotsAreNotSent: for a subscription with supersede, a
+// newer snapshot of an entity supersedes the older one still waiting (the
+// subscription was paused: its target was down); once resumed, only the
+// newer snapshot goes out. Other subscriptions get both.
+func TestSupersededSnapshotsAreNotSent(t *testing.T) {
+	t.Parallel()
+	latest := newTestReceiver(t)
+	e := newTestEnv(t, finopssim.Config{Rows: 6}, func(c *Config) {
+		c.Subscriptions = append(c.Subscriptions, publish.SubscriptionConfig{Name: "latest", URL: latest.url, Secret: []string{testSecret},
+			Entities: []string{"Customer groups"}, Supersede: true})
+	})
+	a := startDaemon(t, e)
+	ctx := context.Background()
+	require.NoError(t, a.Pub.Pause(ctx, "latest", "target down for maintenance"))
+	for range 2 {
+		e.sim.EnqueueSample(testActivity)
+		_, err := a.Runner.Run(ctx, "customer-groups", nil)
+		require.NoError(t, err)
+	}
+	ds, err := a.Store.Deliveries(ctx, store.Filter{Subscription: "latest"})
+	require.NoError(t, err)
+	require.Len(t, ds, 2)
+	require.Equal(t, store.StatePending, ds[0].State, "the newer snapshot waits")
+	require.Equal(t, store.StateSuperseded, ds[1].State, "the older one is superseded")
+	newer := ds[0].Event.ID
+
+	require.NoError(t, a.Pub.Resume(ctx, "latest"))
+	require.Eventually(t, func() bool { return len(latest.deliveries()) == 1 }, 10*time.Second, 10*time.Millisecond)
+	require.Never(t, func() bool { return len(latest.deliveries()) > 1 }, 300*time.Millisecond, 20*time.Millisecond, "the older snapshot is never sent")
+	require.Equal(t, newer, latest.deliveries()[0].ID)
+	require.Eventually(t, func() bool { return len(e.rcv.received(dataexport.TypeCompleted)["Customer groups"]) == 2 }, 10*time.Second, 10*time.Millisecond,
+		"a subscription without supersede gets both")
+	var count map[string]int
+	require.Equal(t, http.StatusOK, call(t, e, "GET", "/api/deliveries/count?state=superseded", "test-admin-token", &count))
+	require.Equal(t, 1, count["count"])
+	_, metrics := get(t, "http://"+e.cfg.Server.Listen+"/metrics")
+	require.Contains(t, metrics, `exportbridge_deliveries{state="superseded"} 1`)
 }

@@ -276,7 +276,7 @@ func deliveryProgress(ds []store.Delivery, paused map[string]string, circuits ma
 		p.Total++
 		_, held := paused[d.Subscription]
 		switch {
-		case d.State == store.StateDelivered || d.State == store.StateDead:
+		case d.State == store.StateDelivered || d.State == store.StateDead || d.State == store.StateSuperseded:
 			p.Settled++
 		case held:
 			p.Settled++
@@ -317,7 +317,8 @@ func problems(r *ExportNowReport) error {
 		}
 	}
 	for _, d := range r.Deliveries {
-		if d.State != store.StateDelivered {
+		// A superseded snapshot is not a failure: a newer one went instead.
+		if d.State != store.StateDelivered && d.State != store.StateSuperseded {
 			what := d.Event.Entity
 			if what == "" {
 				what = d.Event.Type

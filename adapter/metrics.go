@@ -71,7 +71,7 @@ func NewMetrics(reg prometheus.Registerer, counts func(context.Context) (map[str
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if counts != nil {
 		reg.MustRegister(&stateCollector{counts: counts, desc: prometheus.NewDesc("exportbridge_deliveries",
-			"Deliveries by state: pending, in_flight, dead.", []string{"state"}, nil)})
+			"Deliveries by state: pending, in_flight, dead, superseded.", []string{"state"}, nil)})
 	}
 	return m
 }
@@ -234,7 +234,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.NewInvalidMetric(c.desc, err)
 		return
 	}
-	for _, st := range []string{store.StatePending, store.StateInFlight, store.StateDead} {
+	for _, st := range []string{store.StatePending, store.StateInFlight, store.StateDead, store.StateSuperseded} {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(counts[st]), st)
 	}
 }

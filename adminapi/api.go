@@ -389,9 +389,9 @@ func viewDelivery(d store.Delivery) DeliveryView {
 func FilterFrom(q url.Values) (store.Filter, error) {
 	f := store.Filter{State: q.Get("state"), Subscription: q.Get("subscription"), Job: q.Get("job"), Entity: q.Get("entity")}
 	switch f.State {
-	case "", store.StatePending, store.StateInFlight, store.StateDelivered, store.StateDead:
+	case "", store.StatePending, store.StateInFlight, store.StateDelivered, store.StateDead, store.StateSuperseded:
 	default:
-		return f, fmt.Errorf("%w: state %q: must be pending, in_flight, delivered or dead", ErrInvalid, f.State)
+		return f, fmt.Errorf("%w: state %q: must be pending, in_flight, delivered, dead or superseded", ErrInvalid, f.State)
 	}
 	for key, t := range map[string]*time.Time{"since": &f.Since, "until": &f.Until} {
 		if v := q.Get(key); v != "" {

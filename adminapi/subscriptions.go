@@ -38,6 +38,7 @@ type SubscriptionView struct {
 	MaxInFlight  int      `json:"max_in_flight"`
 	Filter       string   `json:"filter,omitempty"`
 	MaxPerSecond float64  `json:"max_per_second,omitempty"`
+	Supersede    bool     `json:"supersede,omitempty"`
 	Signed       bool     `json:"signed"`
 	Paused       bool     `json:"paused"`
 	PausedReason string   `json:"paused_reason,omitempty"`
@@ -85,7 +86,7 @@ func mayRead(p *access.Principal, s *publish.Subscription) bool {
 func (a *API) view(s *publish.Subscription, stored map[string]store.StoredSubscription, paused map[string]string, circuits map[string]publish.BreakerState) SubscriptionView {
 	v := SubscriptionView{Name: s.Name, Origin: OriginAPI, URL: redact.URL(s.URL), Topics: s.Topics, Entities: append([]string{}, s.Entities...),
 		Headers: []string{}, Timeout: s.Timeout.String(), Retry: []string{}, SuccessBody: s.SuccessBody, MaxInFlight: s.MaxInFlight,
-		Filter: s.Filter, MaxPerSecond: s.MaxPerSecond, Signed: len(s.Secret) > 0, Circuit: circuits[s.Name]}
+		Filter: s.Filter, MaxPerSecond: s.MaxPerSecond, Supersede: s.Supersede, Signed: len(s.Secret) > 0, Circuit: circuits[s.Name]}
 	for k := range s.Headers {
 		v.Headers = append(v.Headers, k)
 	}

@@ -93,7 +93,7 @@ topic, job, entity, created_at, delivered_at}].`,
 	}
 	f := addAPIFlags(cmd, true)
 	var sel deliveryFilter
-	sel.flags(cmd, "", "pending | in_flight | delivered | dead (default every state)")
+	sel.flags(cmd, "", "pending | in_flight | delivered | dead | superseded (default every state)")
 	limit := cmd.Flags().Int("limit", 50, "at most this many")
 	before := cmd.Flags().Int64("before", 0, "only deliveries with a smaller ID (the paging cursor)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {

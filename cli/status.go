@@ -80,9 +80,9 @@ func printStatus(w io.Writer, st adminapi.StatusView, source string) {
 		row(w, "  "+k, st.Checks[k])
 	}
 	fmt.Fprintln(w)
-	row(w, "DELIVERIES", "PENDING", "IN FLIGHT", "DELIVERED", "DEAD")
+	row(w, "DELIVERIES", "PENDING", "IN FLIGHT", "DELIVERED", "DEAD", "SUPERSEDED")
 	d := st.Deliveries
-	row(w, "", d[store.StatePending], d[store.StateInFlight], d[store.StateDelivered], d[store.StateDead])
+	row(w, "", d[store.StatePending], d[store.StateInFlight], d[store.StateDelivered], d[store.StateDead], d[store.StateSuperseded])
 	fmt.Fprintln(w)
 	row(w, "SUBSCRIPTION", "STATE", "REASON")
 	for _, s := range st.Subscriptions {

@@ -179,6 +179,29 @@ func text(t *testing.T, ctx context.Context, sel string) string {
 	return s
 }
 
+// peek reads an element's text while the page may be changing under it
+// (an htmx swap, a reload): "" when it is not there now. For polling.
+func peek(ctx context.Context, sel string) string {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+	if err != nil {
+		return ""
+	}
+	return s
+}
+
+// peekCount is count for polling: -1 while the page is changing.
+func peekCount(ctx context.Context, sel string) int {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	nodes, err := chromedp.Run(ctx, chromedp.Nodes(chromedp.CSSAll(sel), chromedp.AtLeast(0)))
+	if err != nil {
+		return -1
+	}
+	return len(nodes)
+}
+
 func count(t *testing.T, ctx context.Context, sel string) int {
 	t.Helper()
 	nodes, err := chromedp.Run(ctx, chromedp.Nodes(chromedp.CSSAll(sel), chromedp.AtLeast(0)))
@@ -229,7 +252,7 @@ func TestOperatorFindsAndReplaysADeadDelivery(t *testing.T) {
 	require.Contains(t, text(t, ctx, `#flash`), "queued again")
 	require.Eventually(t, func() bool {
 		require.NoError(t, chromedp.Do(ctx, chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS(`#state`))))
-		return text(t, ctx, `#state`) == "delivered"
+		return peek(ctx, `#state`) == "delivered"
 	}, 15*time.Second, 100*time.Millisecond, "the page shows the replayed delivery delivered")
 	require.Equal(t, 2, count(t, ctx, `#attempts tbody tr`), "the failed attempt and the replayed one")
 	require.Contains(t, text(t, ctx, `#attempts tbody tr:last-child .status`), "204")
@@ -253,17 +276,17 @@ func TestOperatorFindsAndReplaysADeadDelivery(t *testing.T) {
 		chromedp.Navigate(d.base+"/subscriptions"),
 		chromedp.Click(chromedp.CSS(`tr[data-subscription="flow"] button`)),
 	))
-	require.Eventually(t, func() bool { return text(t, ctx, `#flash`) == "flow: paused" }, 10*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return peek(ctx, `#flash`) == "flow: paused" }, 10*time.Second, 20*time.Millisecond)
 	require.Contains(t, text(t, ctx, `tr[data-subscription="flow"] .sub-state`), "paused")
 	require.NoError(t, chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`tr[data-subscription="flow"] button`))))
-	require.Eventually(t, func() bool { return text(t, ctx, `#flash`) == "flow: resumed" }, 10*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return peek(ctx, `#flash`) == "flow: resumed" }, 10*time.Second, 20*time.Millisecond)
 	require.Equal(t, "active", text(t, ctx, `tr[data-subscription="flow"] .sub-state`))
 
 	// Live: events appear as they commit.
 	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(d.base+"/live")))
-	require.Eventually(t, func() bool { return text(t, ctx, `#live-state`) == "connected" }, 15*time.Second, 50*time.Millisecond)
+	require.Eventually(t, func() bool { return peek(ctx, `#live-state`) == "connected" }, 15*time.Second, 50*time.Millisecond)
 	d.runJob(t)
-	require.Eventually(t, func() bool { return count(t, ctx, `#events li`) == 3 }, 15*time.Second, 50*time.Millisecond,
+	require.Eventually(t, func() bool { return peekCount(ctx, `#events li`) == 3 }, 15*time.Second, 50*time.Millisecond,
 		"the three new events show")
 	require.Contains(t, text(t, ctx, `#events`), "DataExportCompleted")
 }

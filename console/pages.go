@@ -17,6 +17,9 @@ import (
 // pageSize is how many deliveries a page lists.
 const pageSize = 50
 
+// deliveryStates are the states the page counts and filters by.
+var deliveryStates = []string{store.StatePending, store.StateInFlight, store.StateDelivered, store.StateDead, store.StateSuperseded}
+
 func (c *Console) overview(w http.ResponseWriter, r *http.Request, s *session) {
 	var st adminapi.StatusView
 	if ans := c.call(r, s, http.MethodGet, "/api/status", nil, nil, &st); ans.failed() != "" {
@@ -35,7 +38,7 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request, s *session) {
 	}
 	slices.Sort(checks)
 	c.render(w, r, s, http.StatusOK, "overview", map[string]any{"Status": st, "Attention": attention, "CheckNames": checks,
-		"States": []string{store.StatePending, store.StateInFlight, store.StateDelivered, store.StateDead}})
+		"States": deliveryStates})
 }
 
 func (c *Console) runJob(w http.ResponseWriter, r *http.Request, s *session) {
@@ -101,7 +104,7 @@ func (c *Console) deliveries(w http.ResponseWriter, r *http.Request, s *session)
 	replayable := q.Get("state") == store.StateDead || q.Get("state") == store.StateDelivered
 	c.render(w, r, s, status, "deliveries", map[string]any{"Deliveries": ds, "Error": errMsg, "Filter": q, "Next": next,
 		"Query": q.Encode(), "Replayable": replayable, "Status": st,
-		"States": []string{store.StatePending, store.StateInFlight, store.StateDelivered, store.StateDead}})
+		"States": deliveryStates})
 }
 
 func (c *Console) delivery(w http.ResponseWriter, r *http.Request, s *session) {

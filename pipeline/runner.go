@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -502,8 +503,19 @@ func (r *Runner) commitFailure(ctx context.Context, jr *jobRunner, job Job, src 
 }
 
 // route attaches the subscriptions that want ev.
+// A snapshot (DataExportCompleted) supersedes the older snapshots of its
+// entity still waiting for the subscriptions that ask for it.
 func (r *Runner) route(ev store.Event) store.NewEvent {
-	return store.NewEvent{Event: ev, Subscriptions: publish.Subscribers(r.subs.Subscriptions(), ev)}
+	subs := r.subs.Subscriptions()
+	ne := store.NewEvent{Event: ev, Subscriptions: publish.Subscribers(subs, ev)}
+	if ev.Type == dataexport.TypeCompleted {
+		for _, s := range subs {
+			if s.Supersede && slices.Contains(ne.Subscriptions, s.Name) {
+				ne.Supersede = append(ne.Supersede, s.Name)
+			}
+		}
+	}
+	return ne
 }
 
 // convert turns a downloaded package into artifacts and events. A package

@@ -57,6 +57,12 @@ type SubscriptionConfig struct {
 	Filter string `koanf:"filter"`
 	// MaxPerSecond caps attempts per second to this target (0: no cap).
 	MaxPerSecond float64 `koanf:"max_per_second"`
+	// Supersede: when a newer snapshot of an entity (DataExportCompleted)
+	// commits while an older one's delivery here is still pending (the
+	// target was down, the subscription paused), the older delivery is
+	// superseded and not sent, so a flow never applies an older snapshot
+	// after a newer one. Change events are never superseded.
+	Supersede bool `koanf:"supersede"`
 }
 
 // WithDefaults fills zero fields.

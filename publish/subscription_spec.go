@@ -22,13 +22,14 @@ type SubscriptionSpec struct {
 	Secret       []string          `json:"secret,omitempty"`
 	Filter       string            `json:"filter,omitempty"`
 	MaxPerSecond float64           `json:"max_per_second,omitempty"`
+	Supersede    bool              `json:"supersede,omitempty"`
 }
 
 // Config returns the subscription's configuration named name, checked:
 // the error names the field.
 func (s SubscriptionSpec) Config(name string) (SubscriptionConfig, error) {
 	c := SubscriptionConfig{Name: name, URL: s.URL, Topics: s.Topics, Entities: s.Entities, Headers: s.Headers, SuccessBody: s.SuccessBody,
-		MaxInFlight: s.MaxInFlight, Secret: s.Secret, Filter: s.Filter, MaxPerSecond: s.MaxPerSecond}
+		MaxInFlight: s.MaxInFlight, Secret: s.Secret, Filter: s.Filter, MaxPerSecond: s.MaxPerSecond, Supersede: s.Supersede}
 	if s.Timeout != "" {
 		d, err := time.ParseDuration(s.Timeout)
 		if err != nil {

@@ -376,6 +376,18 @@ func (s *sqlStore) insertEvents(ctx context.Context, tx *sql.Tx, events []NewEve
 	if err := s.insertRows(ctx, tx, deliveryInsert, deliveries, nil); err != nil {
 		return nil, fmt.Errorf("deliveries: %w", err)
 	}
+	for _, e := range events {
+		for _, sub := range e.Supersede {
+			// Older events of the same job, entity and type still waiting for
+			// this subscription: found through the pending index.
+			if _, err := tx.ExecContext(ctx, `UPDATE deliveries SET state = 'superseded', updated_at = ?, lease_until = 0
+				WHERE id IN (SELECT d.id FROM deliveries d JOIN events e ON e.event_id = d.event_id
+					WHERE d.state = 'pending' AND d.subscription = ? AND e.job = ? AND e.entity = ? AND e.type = ? AND e.event_id <> ?)`,
+				at, sub, e.Job, e.Entity, e.Type, e.ID); err != nil {
+				return nil, fmt.Errorf("superseding: %w", err)
+			}
+		}
+	}
 	out := make([]Event, 0, len(events))
 	for _, e := range events {
 		ev := e.Event
@@ -887,7 +899,7 @@ func (f Filter) where() (string, []any) {
 	var args []any
 	switch f.State {
 	case "":
-	case StatePending, StateInFlight, StateDelivered, StateDead:
+	case StatePending, StateInFlight, StateDelivered, StateDead, StateSuperseded:
 		// A literal, so the partial index of that state can serve it.
 		conds = append(conds, "d.state = '"+f.State+"'")
 	default:
@@ -984,16 +996,18 @@ func (s *sqlStore) CountDeliveries(ctx context.Context, f Filter) (int, error) {
 // delivered rows are the rest of the table, which SQLite counts without
 // reading rows.
 func (s *sqlStore) Counts(ctx context.Context) (map[string]int, error) {
-	var total, pending, inFlight, dead int
+	var total, pending, inFlight, dead, superseded int
 	err := s.db.QueryRowContext(ctx, `SELECT
 		(SELECT COUNT(*) FROM deliveries),
 		(SELECT COUNT(*) FROM deliveries WHERE state = 'pending'),
 		(SELECT COUNT(*) FROM deliveries WHERE state = 'in_flight'),
-		(SELECT COUNT(*) FROM deliveries WHERE state = 'dead')`).Scan(&total, &pending, &inFlight, &dead)
+		(SELECT COUNT(*) FROM deliveries WHERE state = 'dead'),
+		(SELECT COUNT(*) FROM deliveries WHERE state = 'superseded')`).Scan(&total, &pending, &inFlight, &dead, &superseded)
 	if err != nil {
 		return nil, err
 	}
-	return map[string]int{StatePending: pending, StateInFlight: inFlight, StateDelivered: total - pending - inFlight - dead, StateDead: dead}, nil
+	return map[string]int{StatePending: pending, StateInFlight: inFlight, StateDelivered: total - pending - inFlight - dead - superseded,
+		StateDead: dead, StateSuperseded: superseded}, nil
 }
 
 // bumpSubscriptions records a change of the stored subscriptions.

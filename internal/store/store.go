@@ -42,6 +42,9 @@ const (
 	StateInFlight  = "in_flight"
 	StateDelivered = "delivered"
 	StateDead      = "dead"
+	// StateSuperseded: a newer snapshot of the entity was committed for a
+	// subscription with supersede before this one was sent; it is not sent.
+	StateSuperseded = "superseded"
 )
 
 // Store is everything exportbridge keeps across restarts.
@@ -267,6 +270,9 @@ type Event struct {
 type NewEvent struct {
 	Event
 	Subscriptions []string
+	// Supersede are those of Subscriptions whose pending deliveries of
+	// older events of the same job, entity and type this one supersedes.
+	Supersede []string
 }
 
 // Package is everything CommitPackage stores for one source message.

@@ -60,6 +60,7 @@ func Run(t *testing.T, open Opener) {
 		"Tokens":                       testTokens,
 		"Sessions":                     testSessions,
 		"Comparisons":                  testComparisons,
+		"Supersede":                    testSupersede,
 		"CompleteOutcomes":             testComplete,
 		"RescueExpiredLeases":          testRescue,
 		"ReplayKeepsEventID":           testReplay,
@@ -485,7 +486,7 @@ func testComplete(t *testing.T, s store.Store, _ func() store.Store) {
 	require.Len(t, byEvent, 2)
 	counts, err := s.Counts(ctx)
 	require.NoError(t, err)
-	require.Equal(t, map[string]int{store.StatePending: 0, store.StateInFlight: 1, store.StateDelivered: 1, store.StateDead: 1}, counts)
+	require.Equal(t, map[string]int{store.StatePending: 0, store.StateInFlight: 1, store.StateDelivered: 1, store.StateDead: 1, store.StateSuperseded: 0}, counts)
 }
 
 func testRescue(t *testing.T, s store.Store, _ func() store.Store) {
@@ -860,6 +861,57 @@ func testComparisons(t *testing.T, s store.Store, other func() store.Store) {
 		ids = append(ids, a.ID)
 	}
 	require.ElementsMatch(t, []string{"art-m1-0", "art-changes"}, ids, "the baseline is kept; the older snapshot is not")
+}
+
+// testSupersede: a newer snapshot supersedes the pending deliveries of
+// older snapshots of its job and entity for the subscriptions it names,
+// not those in flight, of other entities, types or subscriptions.
+func testSupersede(t *testing.T, s store.Store, _ func() store.Store) {
+	old := Package("j", "m1", []string{"A", "B"}, "s1", "s2")
+	_, err := s.CommitPackage(ctx, old)
+	require.NoError(t, err)
+	inFlight := Package("j", "m2", []string{"A"}, "s1")
+	_, err = s.CommitPackage(ctx, inFlight)
+	require.NoError(t, err)
+	claimed, err := s.ClaimDue(ctx, ownerA, "s1", t0, t0.Add(time.Minute), 10)
+	require.NoError(t, err)
+	var keep int64
+	for _, d := range claimed {
+		if d.Event.ID == "ev-m2-0" {
+			keep = d.ID
+		} else {
+			require.NoError(t, s.Release(ctx, ownerA, d.ID))
+		}
+	}
+	require.NotZero(t, keep)
+
+	newer := Package("j", "m3", []string{"A"}, "s1", "s2")
+	newer.Events[0].Supersede = []string{"s1"}
+	_, err = s.CommitPackage(ctx, newer)
+	require.NoError(t, err)
+	all, err := s.Deliveries(ctx, store.Filter{})
+	require.NoError(t, err)
+	state := map[string]string{}
+	for _, d := range all {
+		state[d.Event.ID+"/"+d.Subscription] = d.State
+	}
+	require.Equal(t, store.StateSuperseded, state["ev-m1-0/s1"], "older A to s1: superseded")
+	require.Equal(t, store.StatePending, state["ev-m1-0/s2"], "s2 does not supersede")
+	require.Equal(t, store.StatePending, state["ev-m1-1/s1"], "another entity")
+	require.Equal(t, store.StateInFlight, state["ev-m2-0/s1"], "in flight: being sent already")
+	require.Equal(t, store.StatePending, state["ev-m3-0/s1"], "the newer one itself")
+	n, err := s.CountDeliveries(ctx, store.Filter{State: store.StateSuperseded})
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	c, err := s.Counts(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, c[store.StateSuperseded])
+	require.Equal(t, 0, c[store.StateDelivered])
+	due, err := s.ClaimDue(ctx, ownerA, "s1", t0.Add(time.Hour), t0.Add(2*time.Hour), 10)
+	require.NoError(t, err)
+	for _, d := range due {
+		require.NotEqual(t, "ev-m1-0", d.Event.ID, "a superseded delivery is never claimed")
+	}
 }
 
 func testSettingsAndPauses(t *testing.T, s store.Store, _ func() store.Store) {

@@ -22,3 +22,7 @@ CREATE TABLE baselines (
 	event_id    TEXT NOT NULL,
 	PRIMARY KEY (job, entity)
 );
+
+-- Deliveries a newer snapshot superseded (supersede = true), counted by
+-- Counts without reading the delivered rows.
+CREATE INDEX deliveries_superseded ON deliveries (subscription) WHERE state = 'superseded';
