@@ -37,7 +37,7 @@ var copyTables = []copyTable{
 	{"subscriptions", []string{"name", "spec", "created_by", "created_at", "updated_at"}, []string{"name"}, ""},
 	{"attempts", []string{"id", "delivery_id", "number", "started_at", "duration_ms", "status", "error", "response", "process"}, []string{"id"}, "id"},
 	{"tokens", []string{"name", "hash", "scopes", "created_by", "created_at"}, []string{"name"}, ""},
-	{"comparisons", []string{"artifact_id", "job", "entity", "event_id", "message_id", "source_kind", "execution_id", "legal_entity", "created_at"}, []string{"artifact_id"}, ""},
+	{"comparisons", []string{"seq", "artifact_id", "job", "entity", "event_id", "message_id", "source_kind", "execution_id", "legal_entity", "created_at"}, []string{"seq"}, "seq"},
 	{"baselines", []string{"job", "entity", "artifact_id", "event_id"}, []string{"job", "entity"}, ""},
 }
 

@@ -1279,7 +1279,7 @@ func (s *sqlStore) ExpiredArtifacts(ctx context.Context, cutoff time.Time, limit
 // PendingComparisons implements Store.
 func (s *sqlStore) PendingComparisons(ctx context.Context, job string) ([]Comparison, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT artifact_id, job, entity, event_id, message_id, source_kind, execution_id, legal_entity, created_at
-		FROM comparisons WHERE job = ? ORDER BY created_at, artifact_id`, job)
+		FROM comparisons WHERE job = ? ORDER BY seq`, job)
 	if err != nil {
 		return nil, err
 	}

@@ -174,7 +174,7 @@ type Store interface {
 	// Artifact returns a converted file's record.
 	Artifact(ctx context.Context, id string) (*Artifact, error)
 	// PendingComparisons lists a job's snapshots waiting to be compared,
-	// oldest first; Baseline is what the next of job and entity is
+	// in commit order; Baseline is what the next of job and entity is
 	// compared with (ErrNotFound: none yet); CompleteComparison settles
 	// one (ErrNotFound if it was settled already).
 	PendingComparisons(ctx context.Context, job string) ([]Comparison, error)

@@ -805,13 +805,13 @@ func testComparisons(t *testing.T, s store.Store, other func() store.Store) {
 	require.NoError(t, err)
 	second := Package("j", "m2", []string{"A"}, "s1")
 	second.Lease = &lease
-	second.Comparisons = []store.Comparison{{ArtifactID: "art-m2-0", Job: "j", Entity: "A", EventID: "ev-m2-0", MessageID: "m2", CreatedAt: t0.Add(time.Second)}}
+	second.Comparisons = []store.Comparison{{ArtifactID: "art-m2-0", Job: "j", Entity: "A", EventID: "ev-m2-0", MessageID: "m2", CreatedAt: t0.Add(-time.Second)}}
 	_, err = s.CommitPackage(ctx, second)
 	require.NoError(t, err)
 
 	pending, err := other().PendingComparisons(ctx, "j")
 	require.NoError(t, err)
-	require.Equal(t, []string{"art-m1-0", "art-m2-0"}, []string{pending[0].ArtifactID, pending[1].ArtifactID}, "oldest first")
+	require.Equal(t, []string{"art-m1-0", "art-m2-0"}, []string{pending[0].ArtifactID, pending[1].ArtifactID}, "in commit order, whatever the clocks said")
 	require.Equal(t, "m1", pending[0].MessageID)
 	require.Equal(t, "dequeue", pending[0].SourceKind)
 	require.Equal(t, "usmf", pending[0].LegalEntity)

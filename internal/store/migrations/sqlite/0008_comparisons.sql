@@ -4,7 +4,8 @@
 -- baseline. Retention keeps every artifact that is a baseline or waits
 -- here.
 CREATE TABLE comparisons (
-	artifact_id TEXT    PRIMARY KEY,
+	seq         INTEGER PRIMARY KEY AUTOINCREMENT, -- commit order: snapshots are compared in it
+	artifact_id TEXT    NOT NULL UNIQUE,
 	job         TEXT    NOT NULL,
 	entity      TEXT    NOT NULL,
 	event_id    TEXT    NOT NULL,
@@ -14,7 +15,7 @@ CREATE TABLE comparisons (
 	legal_entity TEXT   NOT NULL,
 	created_at  INTEGER NOT NULL
 );
-CREATE INDEX comparisons_job ON comparisons (job, created_at);
+CREATE INDEX comparisons_job ON comparisons (job, seq);
 CREATE TABLE baselines (
 	job         TEXT NOT NULL,
 	entity      TEXT NOT NULL,
