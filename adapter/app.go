@@ -30,8 +30,10 @@ import (
 	"github.com/exportbridge/exportbridge/internal/finops"
 	"github.com/exportbridge/exportbridge/internal/finopssim"
 	"github.com/exportbridge/exportbridge/internal/store"
+	"github.com/exportbridge/exportbridge/internal/version"
 	"github.com/exportbridge/exportbridge/pipeline"
 	"github.com/exportbridge/exportbridge/publish"
+	"github.com/exportbridge/exportbridge/telemetry"
 )
 
 // ErrAddrInUse: the HTTP address is taken (a daemon is probably running).
@@ -51,6 +53,9 @@ type AppOptions struct {
 	// Listener, when set, is the HTTP server's (tests hand one in instead
 	// of an address that might be taken by the time it is used).
 	Listener net.Listener
+	// Telemetry adds options to the tracer provider (tests: an in-memory
+	// exporter).
+	Telemetry []telemetry.Option
 }
 
 // App is the wired product: simulator (demo), store, HTTP server, publisher,
@@ -66,7 +71,9 @@ type App struct {
 	Sched   *Scheduler
 	Metrics *Metrics
 	Sim     *finopssim.Server
-	signer  *files.Signer
+	// Tracer is where spans go: a no-op provider unless [telemetry] is on.
+	Tracer *telemetry.Provider
+	signer *files.Signer
 	// links mints DownloadURLs: the signer, or the object store's presigner.
 	links publish.URLMinter
 	// Files is where converted files are kept (the local disk for now).
@@ -143,6 +150,11 @@ func StartApp(ctx context.Context, cfg *Config, log zerolog.Logger, opts AppOpti
 	if a.keys, err = cfg.keyring(); err != nil {
 		return nil, err
 	}
+	if a.Tracer, err = telemetry.Start(ctx, cfg.Telemetry, version.String(), opts.Telemetry...); err != nil {
+		return nil, err
+	}
+	// Stopped last: what the others trace while they stop is sent too.
+	a.stops = append(a.stops, a.Tracer.Shutdown)
 	a.bg, a.bgCancel = context.WithCancel(context.WithoutCancel(ctx))
 	defer func() {
 		if err != nil {
@@ -256,7 +268,7 @@ func StartApp(ctx context.Context, cfg *Config, log zerolog.Logger, opts AppOpti
 	a.jobList.Store(&list)
 	rcfg := pipeline.Config{Instance: a.Instance, LeaseTTL: cfg.Store.LeaseTTL, WorkDir: cfg.Files.WorkDir, QuarantineDir: cfg.Quarantine.Dir, Convert: cfg.Convert}
 	if a.Runner, err = pipeline.NewRunner(rcfg, jobs, st, a.Files, a.Subscriptions, committed, a.Metrics, log,
-		pipeline.WithFailpoint(opts.Failpoint.reached)); err != nil {
+		pipeline.WithFailpoint(opts.Failpoint.reached), pipeline.WithTracerProvider(a.Tracer)); err != nil {
 		return nil, err
 	}
 	if opts.Schedule {
@@ -421,7 +433,7 @@ func (a *App) startHTTP(ln net.Listener) {
 func (a *App) jobs(log zerolog.Logger) ([]pipeline.Job, error) {
 	clients := map[string]*finops.Client{}
 	for name, cc := range a.cfg.Connections {
-		c, err := finops.New(cc, log)
+		c, err := finops.New(cc, log, finops.WithTracerProvider(a.Tracer))
 		if err != nil {
 			return nil, fmt.Errorf("connection %s: %w", name, err)
 		}

@@ -29,6 +29,7 @@ import (
 	"github.com/exportbridge/exportbridge/internal/finops"
 	"github.com/exportbridge/exportbridge/internal/store"
 	"github.com/exportbridge/exportbridge/publish"
+	"github.com/exportbridge/exportbridge/telemetry"
 )
 
 // PublicURLPlaceholder in a subscription's url stands for server.public_url.
@@ -56,6 +57,8 @@ type Config struct {
 	Hub hub.Config `koanf:"hub"`
 	// Console is the operations page at / (on when any token is configured).
 	Console console.Config `koanf:"console"`
+	// Telemetry sends traces to an OpenTelemetry collector (off by default).
+	Telemetry telemetry.Config `koanf:"telemetry"`
 }
 
 // ServerConfig is [server].
@@ -336,6 +339,7 @@ func (c Config) WithDefaults() Config {
 	c.Subscriptions = subs
 	c.Hub = c.Hub.WithDefaults()
 	c.Console = c.Console.WithDefaults()
+	c.Telemetry = c.Telemetry.WithDefaults()
 	return c
 }
 
@@ -416,6 +420,7 @@ func (c Config) Validate() conf.Problems {
 	}
 	ps.Merge("hub", c.Hub.Validate())
 	ps.Merge("console", c.Console.Validate())
+	ps.Merge("telemetry", c.Telemetry.Validate())
 	seenSub := map[string]int{}
 	for i, s := range c.Subscriptions {
 		key := fmt.Sprintf("subscriptions[%d]", i)

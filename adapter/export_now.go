@@ -176,7 +176,7 @@ func ExportNow(ctx context.Context, cfg *Config, log zerolog.Logger, opt ExportN
 func runWhenFree(ctx context.Context, app *App, name string, prog pipeline.Progress, log zerolog.Logger) (*pipeline.RunResult, error) {
 	said := false
 	for {
-		res, err := app.Runner.Run(ctx, name, prog)
+		res, err := app.Runner.Run(pipeline.WithTrigger(ctx, pipeline.TriggerExportNow), name, prog)
 		var held *store.LeaseHeldError
 		if !errors.As(err, &held) {
 			return res, err

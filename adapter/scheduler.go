@@ -83,7 +83,7 @@ func (s *Scheduler) fire(job JobConfig) {
 		case <-t.C:
 		}
 	}
-	res, err := s.runner.Run(ctx, job.Name, nil)
+	res, err := s.runner.Run(pipeline.WithTrigger(ctx, pipeline.TriggerSchedule), job.Name, nil)
 	switch {
 	case errors.Is(err, store.ErrLeaseHeld):
 		// Every daemon on the store ticks; one runs the job. Quiet: this is

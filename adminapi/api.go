@@ -336,7 +336,7 @@ func (a *API) runJob(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.URL.Query().Get("wait") == "true" {
-		res, err := a.Runner.Run(r.Context(), name, nil)
+		res, err := a.Runner.Run(pipeline.WithTrigger(r.Context(), pipeline.TriggerAPI), name, nil)
 		if errors.Is(err, pipeline.ErrJobRunning) {
 			apiError(w, http.StatusConflict, err.Error())
 			return
@@ -345,7 +345,7 @@ func (a *API) runJob(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.Background(func(ctx context.Context) {
-		if _, err := a.Runner.Run(ctx, name, nil); err != nil && !errors.Is(err, pipeline.ErrJobRunning) {
+		if _, err := a.Runner.Run(pipeline.WithTrigger(ctx, pipeline.TriggerAPI), name, nil); err != nil && !errors.Is(err, pipeline.ErrJobRunning) {
 			a.Log.Error().Err(err).Str("job", name).Msg("job run (started from the API) failed")
 		}
 	})

@@ -12,6 +12,8 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/exportbridge/exportbridge/change"
 	"github.com/exportbridge/exportbridge/dataexport"
@@ -88,7 +90,9 @@ func (r *Runner) compareWaiting(ctx context.Context, jr *jobRunner, job Job, res
 	return nil
 }
 
-func (r *Runner) compare(ctx context.Context, jr *jobRunner, job Job, c store.Comparison, res *RunResult, log zerolog.Logger) error {
+func (r *Runner) compare(ctx context.Context, jr *jobRunner, job Job, c store.Comparison, res *RunResult, log zerolog.Logger) (err error) {
+	ctx, span := r.tracer.Start(ctx, "changes.compare", trace.WithAttributes(attrJob.String(job.Name), attribute.String("exportbridge.entity", c.Entity)))
+	defer func() { endSpan(span, err) }()
 	done := store.ComparisonDone{Comparison: c, Rebase: true, Lease: jr.currentLease(), At: r.now()}
 	keys := job.Changes.Keys[c.Entity]
 	base, err := r.cmp.Baseline(ctx, job.Name, c.Entity)

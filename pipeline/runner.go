@@ -17,6 +17,9 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/exportbridge/exportbridge/dataexport"
 	"github.com/exportbridge/exportbridge/internal/datapackage"
@@ -122,6 +125,7 @@ type Runner struct {
 	log       zerolog.Logger
 	now       func() time.Time
 	cmp       Comparisons // nil: a store that keeps no comparisons (no change events)
+	tracer    trace.Tracer
 
 	mu   sync.RWMutex
 	jobs map[string]*jobRunner
@@ -156,7 +160,8 @@ func WithFailpoint(reached func(point string)) Option {
 func NewRunner(cfg Config, jobs []Job, st Ledger, storage files.Storage, subs *publish.Registry, notify func(), obs Observer,
 	log zerolog.Logger, opts ...Option) (*Runner, error) {
 	r := &Runner{cfg: cfg, failpoint: func(string) {}, st: st, storage: storage, subs: subs, notify: notify, obs: obs,
-		log: log.With().Str("component", "runner").Logger(), now: time.Now, jobs: map[string]*jobRunner{}}
+		log: log.With().Str("component", "runner").Logger(), now: time.Now, jobs: map[string]*jobRunner{},
+		tracer: noop.NewTracerProvider().Tracer("")}
 	for _, o := range opts {
 		o(r)
 	}
@@ -256,6 +261,13 @@ func (r *Runner) Run(ctx context.Context, name string, prog Progress) (*RunResul
 		return nil, fmt.Errorf("job %s: taking its lease: %w", name, err)
 	}
 	res := &RunResult{Job: name, Started: now}
+	ctx, span := r.tracer.Start(ctx, "job.run", trace.WithAttributes(attrJob.String(name), attribute.String("exportbridge.trigger", triggerOf(ctx))))
+	var spanErr error
+	defer func() {
+		span.SetAttributes(attribute.Int("exportbridge.packages", res.Packages), attribute.Int("exportbridge.events", len(res.Events)),
+			attribute.Int("exportbridge.duplicates", res.Duplicates))
+		endSpan(span, spanErr)
+	}()
 	runID, err := r.st.StartRun(ctx, store.Run{Job: name, Owner: r.cfg.Instance, StartedAt: now})
 	if err != nil {
 		_ = r.st.ReleaseJobLease(context.WithoutCancel(ctx), lease)
@@ -293,6 +305,8 @@ func (r *Runner) Run(ctx context.Context, name string, prog Progress) (*RunResul
 	if err != nil {
 		res.Error = err.Error()
 	}
+	spanErr = err
+	span.SetAttributes(attribute.String("exportbridge.result", result))
 	r.obs.Run(name, result)
 	if err2 := r.st.FinishRun(context.WithoutCancel(ctx), store.Run{ID: runID, FinishedAt: res.Finished, Outcome: result,
 		Packages: res.Packages, Duplicates: res.Duplicates, Events: len(res.Events), Error: res.Error}); err2 != nil {
@@ -522,7 +536,10 @@ func (r *Runner) route(ev store.Event) store.NewEvent {
 // that cannot be processed is moved whole to quarantine and becomes one
 // DataExportFailed event; entities that fail while others convert become
 // one DataExportFailed each, and the package is kept in quarantine too.
-func (r *Runner) convert(ctx context.Context, job Job, src dataexport.Source, dl *finops.Download, keys store.MessageKeys, prog Progress, log zerolog.Logger) (store.Package, error) {
+func (r *Runner) convert(ctx context.Context, job Job, src dataexport.Source, dl *finops.Download, keys store.MessageKeys, prog Progress, log zerolog.Logger) (_ store.Package, err error) {
+	ctx, span := r.tracer.Start(ctx, "package.convert", trace.WithAttributes(attrJob.String(job.Name),
+		attribute.String("exportbridge.message_id", src.MessageID), attribute.Int64("exportbridge.package_bytes", dl.Size)))
+	defer func() { endSpan(span, err) }()
 	now := r.now()
 	p := store.Package{Job: job.Name, MessageID: src.MessageID, Keys: keys, At: now}
 	opts := r.cfg.Convert
@@ -573,6 +590,11 @@ func (r *Runner) convert(ctx context.Context, job Job, src dataexport.Source, dl
 			ContentType: res.ContentType, ContentEncoding: res.ContentEncoding, Bytes: res.Bytes, SHA256: res.SHA256}, now)
 		p.Events = append(p.Events, r.route(ev))
 		r.obs.Converted(job.Name, res.Records, res.Bytes)
+		// One event per entity: converters run inside datapackage, which
+		// reports each entity when it is done.
+		span.AddEvent("entity converted", trace.WithAttributes(attribute.String("exportbridge.entity", res.Entity),
+			attribute.Int64("exportbridge.records", res.Records), attribute.Int64("exportbridge.bytes", res.Bytes),
+			attribute.String("exportbridge.format", res.SourceFormat)))
 	}
 	for _, f := range conv.Failures {
 		log.Warn().Err(f).Str("entity", f.Entity).Str("reason", string(f.Reason)).Msg("entity cannot be converted")
@@ -592,7 +614,20 @@ func (r *Runner) deleteStored(arts []store.Artifact) {
 
 // commit stores the package, fenced by the run's job lease, and wakes the
 // publisher.
-func (r *Runner) commit(ctx context.Context, jr *jobRunner, p store.Package, res *RunResult, prog Progress, log zerolog.Logger) error {
+func (r *Runner) commit(ctx context.Context, jr *jobRunner, p store.Package, res *RunResult, prog Progress, log zerolog.Logger) (err error) {
+	deliveries := 0
+	for _, e := range p.Events {
+		deliveries += len(e.Subscriptions)
+	}
+	ctx, span := r.tracer.Start(ctx, "package.commit", trace.WithAttributes(attrJob.String(p.Job),
+		attribute.Int("exportbridge.events", len(p.Events)), attribute.Int("exportbridge.deliveries", deliveries)))
+	defer func() {
+		if errors.Is(err, store.ErrDuplicate) {
+			span.End()
+			return
+		}
+		endSpan(span, err)
+	}()
 	p.Lease = jr.currentLease()
 	// The commit must not be abandoned halfway because shutdown began: it
 	// is short, and what it records is what makes the ack safe.

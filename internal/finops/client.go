@@ -17,6 +17,10 @@ import (
 
 	"github.com/go-resty/resty/v2"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/exportbridge/exportbridge/internal/redact"
 	"github.com/exportbridge/exportbridge/internal/retryafter"
@@ -36,10 +40,36 @@ type Client struct {
 	now     func() time.Time
 	rand    func() float64
 	health  health
+	tracer  trace.Tracer
 }
 
-// Option adjusts a Client; used by tests.
+// Option adjusts a Client.
 type Option func(*Client)
+
+// WithTracerProvider traces each call as a span "finops.<op>" (default:
+// none).
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return func(c *Client) { c.tracer = tp.Tracer("github.com/exportbridge/exportbridge/internal/finops") }
+}
+
+// span starts a call's span; end records its outcome.
+func (c *Client) span(ctx context.Context, req Request) (context.Context, func(status int, bytes int64, err error)) {
+	ctx, sp := c.tracer.Start(ctx, "finops."+req.Op, trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(attribute.String("finops.op", req.Op), attribute.String("http.request.method", req.Method)))
+	return ctx, func(status int, bytes int64, err error) {
+		if status != 0 {
+			sp.SetAttributes(attribute.Int("http.response.status_code", status))
+		}
+		if bytes > 0 {
+			sp.SetAttributes(attribute.Int64("finops.bytes", bytes))
+		}
+		if err != nil {
+			sp.RecordError(redact.Error(err))
+			sp.SetStatus(codes.Error, redact.String(err.Error()))
+		}
+		sp.End()
+	}
+}
 
 // WithWait replaces the function that waits between attempts, so tests can
 // record the requested waits instead of sleeping.
@@ -61,11 +91,12 @@ func New(cfg Config, log zerolog.Logger, opts ...Option) (*Client, error) {
 	}
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	c := &Client{
-		cfg:  cfg,
-		log:  log.With().Str("component", "finops").Logger(),
-		wait: Sleep,
-		now:  time.Now,
-		rand: defaultRand,
+		cfg:    cfg,
+		log:    log.With().Str("component", "finops").Logger(),
+		wait:   Sleep,
+		now:    time.Now,
+		rand:   defaultRand,
+		tracer: noop.NewTracerProvider().Tracer(""),
 	}
 	for _, o := range opts {
 		o(c)
@@ -112,9 +143,17 @@ type Response struct {
 
 // Do performs req with authentication and retries; any non-2xx answer that
 // is not retried comes back as a *StatusError.
-func (c *Client) Do(ctx context.Context, req Request) (*Response, error) {
+func (c *Client) Do(ctx context.Context, req Request) (_ *Response, err error) {
 	var out *Response
-	err := c.retry(ctx, req, func(ctx context.Context, token string) (*http.Response, error) {
+	ctx, end := c.span(ctx, req)
+	defer func() {
+		status, n := 0, int64(0)
+		if out != nil {
+			status, n = out.StatusCode, int64(len(out.Body))
+		}
+		end(status, n, err)
+	}()
+	err = c.retry(ctx, req, func(ctx context.Context, token string) (*http.Response, error) {
 		r := c.api.R().SetContext(ctx).SetDoNotParseResponse(true)
 		c.prepare(r, req, token)
 		resp, err := r.Execute(req.Method, c.url(req.Path))
@@ -160,7 +199,17 @@ func (c *Client) Download(ctx context.Context, req Request, dir string) (*Downlo
 		req.Method = http.MethodGet
 	}
 	var dl *Download
-	err := c.retry(ctx, req, func(ctx context.Context, token string) (*http.Response, error) {
+	ctx, end := c.span(ctx, req)
+	var err error
+	defer func() {
+		var n int64
+		status := 0
+		if dl != nil {
+			n, status = dl.Size, http.StatusOK
+		}
+		end(status, n, err)
+	}()
+	err = c.retry(ctx, req, func(ctx context.Context, token string) (*http.Response, error) {
 		r := c.dl.R().SetContext(ctx).SetDoNotParseResponse(true)
 		c.prepare(r, req, token)
 		resp, err := r.Execute(req.Method, c.url(req.Path))

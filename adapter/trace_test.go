@@ -1,0 +1,109 @@
+package adapter
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/exportbridge/exportbridge/internal/finopssim"
+	"github.com/exportbridge/exportbridge/pipeline"
+	"github.com/exportbridge/exportbridge/telemetry"
+)
+
+// spanTree starts the product with spans going to memory, runs job with
+// trigger, and returns the spans.
+func spanTree(t *testing.T, job string, prepare func(*testEnv)) tracetest.SpanStubs {
+	t.Helper()
+	e := newTestEnv(t, finopssim.Config{ExportPolls: 2}, nil)
+	prepare(e)
+	exp := tracetest.NewInMemoryExporter()
+	a, err := StartApp(context.Background(), e.cfg, zerolog.Nop(), AppOptions{Telemetry: []telemetry.Option{telemetry.WithExporter(exp)}})
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		require.NoError(t, a.Stop(ctx))
+	})
+	_, err = a.Runner.Run(pipeline.WithTrigger(context.Background(), pipeline.TriggerAPI), job, nil)
+	require.NoError(t, err)
+	return exp.GetSpans()
+}
+
+func attrs(kvs []attribute.KeyValue) map[string]any {
+	out := map[string]any{}
+	for _, kv := range kvs {
+		out[string(kv.Key)] = kv.Value.AsInterface()
+	}
+	return out
+}
+
+// checkTree: one root "job.run" with the run's attributes; every other
+// span is its child, in its trace; names counts the spans of each name.
+func checkTree(t *testing.T, spans tracetest.SpanStubs, job string) (map[string]int, map[string]tracetest.SpanStub) {
+	t.Helper()
+	names := map[string]int{}
+	byName := map[string]tracetest.SpanStub{}
+	var root tracetest.SpanStub
+	for _, s := range spans {
+		names[s.Name]++
+		byName[s.Name] = s
+		if s.Name == "job.run" {
+			root = s
+		}
+	}
+	require.Equal(t, 1, names["job.run"], "%v", names)
+	ra := attrs(root.Attributes)
+	require.Equal(t, job, ra["exportbridge.job"])
+	require.Equal(t, "api", ra["exportbridge.trigger"])
+	require.Equal(t, "ok", ra["exportbridge.result"])
+	require.Equal(t, int64(1), ra["exportbridge.packages"])
+	require.Equal(t, int64(3), ra["exportbridge.events"])
+	require.False(t, root.Parent.IsValid(), "job.run is the root")
+	for _, s := range spans {
+		require.Equal(t, root.SpanContext.TraceID(), s.SpanContext.TraceID(), "%s is in the run's trace", s.Name)
+		if s.Name != "job.run" {
+			require.Equal(t, root.SpanContext.SpanID(), s.Parent.SpanID(), "%s is a child of job.run", s.Name)
+		}
+	}
+	conv := byName["package.convert"]
+	require.Len(t, conv.Events, 3, "one event per converted entity")
+	ea := attrs(conv.Events[0].Attributes)
+	require.NotEmpty(t, ea["exportbridge.entity"])
+	require.Positive(t, ea["exportbridge.records"])
+	require.Positive(t, ea["exportbridge.bytes"])
+	require.NotEmpty(t, ea["exportbridge.format"])
+	ca := attrs(byName["package.commit"].Attributes)
+	require.Equal(t, int64(3), ca["exportbridge.events"])
+	require.Equal(t, int64(3), ca["exportbridge.deliveries"])
+	return names, byName
+}
+
+func TestTheSpansOfADequeueRun(t *testing.T) {
+	t.Parallel()
+	spans := spanTree(t, "customer-groups", func(e *testEnv) { e.sim.EnqueueSample(testActivity) })
+	names, byName := checkTree(t, spans, "customer-groups")
+	require.Equal(t, 2, names["finops.dequeue"], "the message, then an empty queue")
+	require.Equal(t, 1, names["finops.download"])
+	require.Equal(t, 1, names["finops.ack"])
+	require.Equal(t, 1, names["package.convert"])
+	require.Equal(t, 1, names["package.commit"])
+	dl := attrs(byName["finops.download"].Attributes)
+	require.Equal(t, int64(200), dl["http.response.status_code"])
+	require.Positive(t, dl["finops.bytes"])
+	require.Equal(t, "download", dl["finops.op"])
+}
+
+func TestTheSpansOfAnExportRun(t *testing.T) {
+	t.Parallel()
+	spans := spanTree(t, "vendors", func(*testEnv) {})
+	names, _ := checkTree(t, spans, "vendors")
+	require.Equal(t, 1, names["finops.ExportToPackage"], "%v", names)
+	require.GreaterOrEqual(t, names["finops.GetExecutionSummaryStatus"], 2, "each status poll")
+	require.GreaterOrEqual(t, names["finops.GetExportedPackageUrl"], 1, "until FinOps has the URL")
+	require.Equal(t, 1, names["finops.package download"])
+}
