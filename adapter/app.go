@@ -241,7 +241,8 @@ func StartApp(ctx context.Context, cfg *Config, log zerolog.Logger, opts AppOpti
 		log.Info().Str("listen", cfg.Server.Listen).Msg("address in use (is the daemon running?): its server will serve the download links")
 	}
 	a.Pub = publish.New(publish.Config{Owner: a.Instance, LeaseTTL: cfg.Store.LeaseTTL}, st, a.Subscriptions, a.links, log,
-		publish.WithObserver(a.Metrics), publish.WithRenderer(render), publish.WithAttemptHook(func() { opts.Failpoint.reached(fpDuringDeliver) }))
+		publish.WithObserver(a.Metrics), publish.WithRenderer(render), publish.WithAttemptHook(func() { opts.Failpoint.reached(fpDuringDeliver) }),
+		publish.WithTracerProvider(a.Tracer))
 	a.wake = hub.NewBroadcaster()
 	committed := func() { a.Pub.Notify(); a.wake.Notify() }
 	// Other processes' commits, replays and resumes wake this one at once

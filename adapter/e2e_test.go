@@ -34,10 +34,11 @@ const (
 // delivery is what a test receiver got: the event and, for completed
 // exports, the file behind its DownloadURL, fetched during the delivery.
 type delivery struct {
-	ID      string
-	Attempt string
-	Body    map[string]any
-	File    []byte
+	ID          string
+	Attempt     string
+	TraceParent string
+	Body        map[string]any
+	File        []byte
 }
 
 // testReceiver verifies signatures, downloads each file while handling the
@@ -62,7 +63,7 @@ func newTestReceiver(t testing.TB) *testReceiver {
 			w.WriteHeader(http.StatusUnauthorized)
 			return
 		}
-		d := delivery{ID: req.Header.Get("webhook-id"), Attempt: req.Header.Get("exportbridge-attempt")}
+		d := delivery{ID: req.Header.Get("webhook-id"), Attempt: req.Header.Get("exportbridge-attempt"), TraceParent: req.Header.Get("traceparent")}
 		require.NoError(t, json.Unmarshal(body, &d.Body))
 		if u, _ := d.Body["DownloadURL"].(string); u != "" {
 			resp, err := http.Get(u)

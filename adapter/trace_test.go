@@ -19,6 +19,20 @@ import (
 // trigger, and returns the spans.
 func spanTree(t *testing.T, job string, prepare func(*testEnv)) tracetest.SpanStubs {
 	t.Helper()
+	spans, _, _ := tracedRun(t, job, prepare)
+	var run tracetest.SpanStubs
+	for _, s := range spans {
+		if s.Name != "delivery.attempt" { // later, and maybe elsewhere: TestDeliveryAttemptsJoinTheRunsTrace
+			run = append(run, s)
+		}
+	}
+	return run
+}
+
+// tracedRun runs job with spans going to memory; it returns them once the
+// run's deliveries are made, with the exporter and the environment.
+func tracedRun(t *testing.T, job string, prepare func(*testEnv)) (tracetest.SpanStubs, *tracetest.InMemoryExporter, *testEnv) {
+	t.Helper()
 	e := newTestEnv(t, finopssim.Config{ExportPolls: 2}, nil)
 	prepare(e)
 	exp := tracetest.NewInMemoryExporter()
@@ -31,7 +45,16 @@ func spanTree(t *testing.T, job string, prepare func(*testEnv)) tracetest.SpanSt
 	})
 	_, err = a.Runner.Run(pipeline.WithTrigger(context.Background(), pipeline.TriggerAPI), job, nil)
 	require.NoError(t, err)
-	return exp.GetSpans()
+	require.Eventually(t, func() bool {
+		n := 0
+		for _, s := range exp.GetSpans() {
+			if s.Name == "delivery.attempt" {
+				n++
+			}
+		}
+		return n == 3
+	}, 10*time.Second, 10*time.Millisecond, "the three attempts are traced")
+	return exp.GetSpans(), exp, e
 }
 
 func attrs(kvs []attribute.KeyValue) map[string]any {
@@ -106,4 +129,39 @@ func TestTheSpansOfAnExportRun(t *testing.T) {
 	require.GreaterOrEqual(t, names["finops.GetExecutionSummaryStatus"], 2, "each status poll")
 	require.GreaterOrEqual(t, names["finops.GetExportedPackageUrl"], 1, "until FinOps has the URL")
 	require.Equal(t, 1, names["finops.package download"])
+}
+
+// TestDeliveryAttemptsJoinTheRunsTrace: each delivery attempt is a span in
+// the trace of the run that made its event (a child of the commit, and
+// linked to it), and the webhook's traceparent carries that trace on.
+func TestDeliveryAttemptsJoinTheRunsTrace(t *testing.T) {
+	t.Parallel()
+	spans, _, e := tracedRun(t, "customer-groups", func(e *testEnv) { e.sim.EnqueueSample(testActivity) })
+	var commit tracetest.SpanStub
+	var attempts []tracetest.SpanStub
+	for _, s := range spans {
+		switch s.Name {
+		case "package.commit":
+			commit = s
+		case "delivery.attempt":
+			attempts = append(attempts, s)
+		}
+	}
+	require.Len(t, attempts, 3)
+	for _, at := range attempts {
+		require.Equal(t, commit.SpanContext.TraceID(), at.SpanContext.TraceID(), "the run's trace")
+		require.Equal(t, commit.SpanContext.SpanID(), at.Parent.SpanID(), "a child of the commit that made the event")
+		require.Len(t, at.Links, 1)
+		require.Equal(t, commit.SpanContext.SpanID(), at.Links[0].SpanContext.SpanID(), "and linked to it")
+		a := attrs(at.Attributes)
+		require.Equal(t, "flow", a["exportbridge.subscription"])
+		require.Equal(t, int64(1), a["exportbridge.attempt"])
+		require.Equal(t, int64(204), a["http.response.status_code"])
+		require.Equal(t, "delivered", a["exportbridge.outcome"])
+	}
+	got := e.rcv.deliveries()
+	require.Len(t, got, 3)
+	for _, d := range got {
+		require.Contains(t, d.TraceParent, commit.SpanContext.TraceID().String(), "the webhook carries the run's trace id")
+	}
 }

@@ -628,6 +628,12 @@ func (r *Runner) commit(ctx context.Context, jr *jobRunner, p store.Package, res
 		}
 		endSpan(span, err)
 	}()
+	if tp := traceParent(ctx); tp != "" {
+		// Delivery attempts, later and maybe elsewhere, continue this trace.
+		for i := range p.Events {
+			p.Events[i].TraceParent = tp
+		}
+	}
 	p.Lease = jr.currentLease()
 	// The commit must not be abandoned halfway because shutdown began: it
 	// is short, and what it records is what makes the ack safe.

@@ -5,6 +5,7 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/exportbridge/exportbridge/internal/redact"
@@ -48,3 +49,13 @@ func endSpan(sp trace.Span, err error) {
 }
 
 var attrJob = attribute.Key("exportbridge.job")
+
+// traceParent is ctx's span as a W3C traceparent, "" when not traced.
+func traceParent(ctx context.Context) string {
+	if !trace.SpanContextFromContext(ctx).IsValid() {
+		return ""
+	}
+	carrier := propagation.MapCarrier{}
+	propagation.TraceContext{}.Inject(ctx, carrier)
+	return carrier.Get("traceparent")
+}

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/exportbridge/exportbridge/internal/redact"
 	"github.com/exportbridge/exportbridge/internal/store"
@@ -120,6 +122,7 @@ type Publisher struct {
 	dispatchers map[string]*dispatcher
 	breakers    map[string]*breaker
 	beforeSend  func()
+	tracer      trace.Tracer
 
 	pauseMu   sync.Mutex
 	pausedSet map[string]bool // cached Paused, read at pausedAt
@@ -153,6 +156,13 @@ func WithClock(now func() time.Time) Option { return func(p *Publisher) { p.now 
 // tests' failpoint).
 func WithAttemptHook(hook func()) Option { return func(p *Publisher) { p.beforeSend = hook } }
 
+// WithTracerProvider traces each attempt as a span "delivery.attempt" in
+// the trace of the work that made the event (its stored traceparent),
+// linked to it (default: none).
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return func(p *Publisher) { p.tracer = tp.Tracer("github.com/exportbridge/exportbridge/publish") }
+}
+
 // dispatcher is one subscription's claim-and-send loop.
 type dispatcher struct {
 	sub    *Subscription
@@ -166,7 +176,8 @@ type dispatcher struct {
 func New(cfg Config, st Outbox, reg *Registry, minter URLMinter, log zerolog.Logger, opts ...Option) *Publisher {
 	p := &Publisher{cfg: cfg.withDefaults(), st: st, reg: reg, sender: NewSender(), minter: minter,
 		render: storedBody, log: log.With().Str("component", "publish").Logger(), now: time.Now,
-		dispatchers: map[string]*dispatcher{}, breakers: map[string]*breaker{}, record: make(chan completion, 1024), recorded: make(chan struct{})}
+		dispatchers: map[string]*dispatcher{}, breakers: map[string]*breaker{}, record: make(chan completion, 1024), recorded: make(chan struct{}),
+		tracer: noop.NewTracerProvider().Tracer("")}
 	for _, o := range opts {
 		o(p)
 	}
@@ -693,12 +704,13 @@ func (p *Publisher) attempt(ctx context.Context, s *Subscription, d store.Delive
 	}
 	body, err := p.render(d.Event, url, expires)
 	var resp Response
+	spanCtx, span := p.startAttempt(ctx, s, d)
 	if err == nil {
 		if p.beforeSend != nil {
 			p.beforeSend()
 		}
-		resp, err = p.sender.Send(ctx, Request{Sub: s, EventID: d.Event.ID, CEType: d.Event.CEType, Source: d.Event.Source, Subject: d.Event.Subject,
-			Time: d.Event.CreatedAt, Attempt: d.Attempt, Body: body, Now: now})
+		resp, err = p.sender.Send(spanCtx, Request{Sub: s, EventID: d.Event.ID, CEType: d.Event.CEType, Source: d.Event.Source, Subject: d.Event.Subject,
+			Time: d.Event.CreatedAt, Attempt: d.Attempt, Body: body, Now: now, TraceParent: traceParentOf(spanCtx, d.Event.TraceParent)})
 	}
 	status := resp.Status
 	// Record the outcome even while shutting down: the attempt happened.
@@ -736,6 +748,7 @@ func (p *Publisher) attempt(ctx context.Context, s *Subscription, d store.Delive
 		p.circuit(s, err == nil || !se.Retryable, probe, end, status, log)
 	}
 	label := outcomeLabel(o.State)
+	endAttempt(span, status, end.Sub(now), label, err)
 	if p.obs != nil {
 		p.obs.Attempted(s.Name, label, end.Sub(d.CreatedAt))
 	}

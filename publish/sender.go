@@ -48,6 +48,10 @@ type Request struct {
 	Attempt int
 	Body    []byte
 	Now     time.Time // the attempt's time, signed as webhook-timestamp
+	// TraceParent, when set, goes as the W3C traceparent header (the
+	// CloudEvents distributed-tracing extension's, in binary mode), so the
+	// receiver continues the trace.
+	TraceParent string
 }
 
 // Sender makes exactly one HTTP attempt per call; retrying is the
@@ -118,6 +122,9 @@ func (s *Sender) send(ctx context.Context, r Request) (int, []byte, error) {
 	})
 	if len(r.Sub.keys) > 0 {
 		req.SetHeader("webhook-signature", Sign(r.Sub.keys, r.EventID, r.Now.Unix(), r.Body))
+	}
+	if r.TraceParent != "" {
+		req.SetHeader("traceparent", r.TraceParent)
 	}
 	resp, err := req.Post(r.Sub.URL)
 	if err != nil {

@@ -264,6 +264,9 @@ type Event struct {
 	Body          []byte
 	ArtifactID    string // "" for DataExportFailed
 	CreatedAt     time.Time
+	// TraceParent is the W3C traceparent of the work that made the event
+	// ("" when none was traced): its delivery attempts continue that trace.
+	TraceParent string
 }
 
 // NewEvent is an event to commit with the subscriptions to deliver it to.

@@ -61,6 +61,7 @@ func Run(t *testing.T, open Opener) {
 		"Sessions":                     testSessions,
 		"Comparisons":                  testComparisons,
 		"Supersede":                    testSupersede,
+		"TraceParentRoundTrips":        testTraceParent,
 		"CompleteOutcomes":             testComplete,
 		"RescueExpiredLeases":          testRescue,
 		"ReplayKeepsEventID":           testReplay,
@@ -912,6 +913,25 @@ func testSupersede(t *testing.T, s store.Store, _ func() store.Store) {
 	for _, d := range due {
 		require.NotEqual(t, "ev-m1-0", d.Event.ID, "a superseded delivery is never claimed")
 	}
+}
+
+// testTraceParent: an event's trace context comes back with it from every
+// read: deliveries, claims, streams.
+func testTraceParent(t *testing.T, s store.Store, other func() store.Store) {
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	p := Package("j", "m1", []string{"A"}, "s1")
+	p.Events[0].TraceParent = tp
+	_, err := s.CommitPackage(ctx, p)
+	require.NoError(t, err)
+	ds, err := other().Deliveries(ctx, store.Filter{})
+	require.NoError(t, err)
+	require.Equal(t, tp, ds[0].Event.TraceParent)
+	claimed, err := s.ClaimDue(ctx, ownerA, "s1", t0, t0.Add(time.Minute), 10)
+	require.NoError(t, err)
+	require.Equal(t, tp, claimed[0].Event.TraceParent)
+	evs, err := s.EventsAfter(ctx, 0, 10)
+	require.NoError(t, err)
+	require.Equal(t, tp, evs[0].TraceParent)
 }
 
 func testSettingsAndPauses(t *testing.T, s store.Store, _ func() store.Store) {

@@ -1,0 +1,78 @@
+package publish
+
+import (
+	"context"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/exportbridge/exportbridge/internal/redact"
+	"github.com/exportbridge/exportbridge/internal/store"
+)
+
+// startAttempt starts an attempt's span: a child of the event's stored
+// trace context, and linked to it, so the attempt joins the trace of the
+// run that made the event however much later, in whichever process.
+//
+// Untraced (the no-op tracer), it costs one call and builds nothing.
+func (p *Publisher) startAttempt(ctx context.Context, s *Subscription, d store.Delivery) (context.Context, trace.Span) {
+	if d.Event.TraceParent == "" {
+		ctx, sp := p.tracer.Start(ctx, "delivery.attempt")
+		setAttemptAttributes(sp, s, d)
+		return ctx, sp
+	}
+	parent := parseTraceParent(d.Event.TraceParent)
+	if !parent.IsValid() {
+		return p.tracer.Start(ctx, "delivery.attempt")
+	}
+	ctx, sp := p.tracer.Start(trace.ContextWithRemoteSpanContext(ctx, parent), "delivery.attempt",
+		trace.WithSpanKind(trace.SpanKindProducer), trace.WithLinks(trace.Link{SpanContext: parent}))
+	setAttemptAttributes(sp, s, d)
+	return ctx, sp
+}
+
+func setAttemptAttributes(sp trace.Span, s *Subscription, d store.Delivery) {
+	if sp.IsRecording() {
+		sp.SetAttributes(attribute.String("exportbridge.subscription", s.Name), attribute.String("exportbridge.event_id", d.Event.ID),
+			attribute.Int("exportbridge.attempt", d.Attempt), attribute.Int64("exportbridge.delivery_id", d.ID))
+	}
+}
+
+// endAttempt records an attempt's outcome on its span.
+func endAttempt(sp trace.Span, status int, took time.Duration, outcome string, err error) {
+	if !sp.IsRecording() {
+		sp.End()
+		return
+	}
+	sp.SetAttributes(attribute.Int("http.response.status_code", status), attribute.Int64("exportbridge.duration_ms", took.Milliseconds()),
+		attribute.String("exportbridge.outcome", outcome))
+	if err != nil {
+		sp.SetStatus(codes.Error, redact.String(err.Error()))
+	}
+	sp.End()
+}
+
+// parseTraceParent reads a W3C traceparent; an invalid one gives an
+// invalid span context.
+func parseTraceParent(tp string) trace.SpanContext {
+	if tp == "" {
+		return trace.SpanContext{}
+	}
+	ctx := propagation.TraceContext{}.Extract(context.Background(), propagation.MapCarrier{"traceparent": tp})
+	return trace.SpanContextFromContext(ctx)
+}
+
+// traceParentOf is what a webhook carries: the attempt's span when it is
+// traced here, else the event's stored context as it came (a raised
+// event's client's, say), else nothing.
+func traceParentOf(ctx context.Context, stored string) string {
+	if trace.SpanContextFromContext(ctx).IsValid() && trace.SpanFromContext(ctx).IsRecording() {
+		carrier := propagation.MapCarrier{}
+		propagation.TraceContext{}.Inject(ctx, carrier)
+		return carrier.Get("traceparent")
+	}
+	return stored
+}
