@@ -221,6 +221,24 @@ func (c *client) post(ctx context.Context, path string, q url.Values, out any) e
 	return c.do(ctx, http.MethodPost, path, q, nil, out)
 }
 
+// show is what every listing does: find the API, GET path, and write the
+// answer as JSON (-o json) or as the table table draws (given where the
+// answer came from). It returns the answer for what the command decides
+// after (status's exit code).
+func show[T any](cmd *cobra.Command, f *apiFlags, path string, q url.Values, table func(w io.Writer, v T, source string)) (T, error) {
+	var v T
+	c, err := f.connect(cmd)
+	if err != nil {
+		return v, err
+	}
+	defer c.close()
+	if err := c.get(cmd.Context(), path, q, &v); err != nil {
+		return v, err
+	}
+	asJSON, _ := f.json()
+	return v, emit(cmd.OutOrStdout(), asJSON, v, func(w io.Writer) { table(w, v, c.source()) })
+}
+
 // source says where answers come from, for a table's last line.
 func (c *client) source() string {
 	if c.local {

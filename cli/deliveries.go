@@ -105,17 +105,7 @@ topic, job, entity, created_at, delivered_at}].`,
 		if *before != 0 {
 			q.Set("before", strconv.FormatInt(*before, 10))
 		}
-		c, err := f.connect(cmd)
-		if err != nil {
-			return err
-		}
-		defer c.close()
-		var ds []adminapi.DeliveryView
-		if err := c.get(cmd.Context(), "/api/deliveries", q, &ds); err != nil {
-			return err
-		}
-		asJSON, _ := f.json()
-		return emit(cmd.OutOrStdout(), asJSON, ds, func(w io.Writer) {
+		_, err = show(cmd, f, "/api/deliveries", q, func(w io.Writer, ds []adminapi.DeliveryView, _ string) {
 			row(w, "ID", "SUBSCRIPTION", "STATE", "ATTEMPT", "STATUS", "JOB", "ENTITY", "EVENT ID", "CREATED", "LAST ERROR")
 			for _, d := range ds {
 				entity := d.Entity
@@ -129,6 +119,7 @@ topic, job, entity, created_at, delivered_at}].`,
 				fmt.Fprintf(w, "(more: --before %d)\n", ds[len(ds)-1].ID)
 			}
 		})
+		return err
 	}
 	return cmd
 }
@@ -153,17 +144,8 @@ event {id, type, source, subject, topic, control_number, time, body}.`,
 		if err != nil || id < 1 {
 			return failed(fmt.Errorf("no such delivery %q: ids are numbers", args[0]))
 		}
-		c, err := f.connect(cmd)
-		if err != nil {
-			return err
-		}
-		defer c.close()
-		var d adminapi.DeliveryDetail
-		if err := c.get(cmd.Context(), "/api/deliveries/"+args[0], nil, &d); err != nil {
-			return err
-		}
-		asJSON, _ := f.json()
-		return emit(cmd.OutOrStdout(), asJSON, d, func(w io.Writer) { printDelivery(w, d) })
+		_, err = show(cmd, f, "/api/deliveries/"+args[0], nil, func(w io.Writer, d adminapi.DeliveryDetail, _ string) { printDelivery(w, d) })
+		return err
 	}
 	return cmd
 }

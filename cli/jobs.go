@@ -41,17 +41,7 @@ outcome, packages, duplicates, events, error}, last_error}].`,
 	}
 	f := addAPIFlags(cmd, true)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		c, err := f.connect(cmd)
-		if err != nil {
-			return err
-		}
-		defer c.close()
-		var jobs []adminapi.JobView
-		if err := c.get(cmd.Context(), "/api/jobs", nil, &jobs); err != nil {
-			return err
-		}
-		asJSON, _ := f.json()
-		return emit(cmd.OutOrStdout(), asJSON, jobs, func(w io.Writer) {
+		_, err := show(cmd, f, "/api/jobs", nil, func(w io.Writer, jobs []adminapi.JobView, _ string) {
 			row(w, "NAME", "KIND", "SCHEDULE", "NEXT RUN", "RUNNING", "LAST RUN", "OUTCOME", "PACKAGES", "EVENTS", "ERROR")
 			for _, j := range jobs {
 				running := "-"
@@ -65,6 +55,7 @@ outcome, packages, duplicates, events, error}, last_error}].`,
 				row(w, j.Name, j.Kind, dash(j.Schedule), when(j.NextRun), running, last, outcome, pkgs, events, errText)
 			}
 		})
+		return err
 	}
 	return cmd
 }

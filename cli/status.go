@@ -29,17 +29,8 @@ deliveries, subscriptions}.`,
 	}
 	f := addAPIFlags(cmd, true)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		c, err := f.connect(cmd)
+		st, err := show(cmd, f, "/api/status", nil, printStatus)
 		if err != nil {
-			return err
-		}
-		defer c.close()
-		var st adminapi.StatusView
-		if err := c.get(cmd.Context(), "/api/status", nil, &st); err != nil {
-			return err
-		}
-		asJSON, _ := f.json()
-		if err := emit(cmd.OutOrStdout(), asJSON, st, func(w io.Writer) { printStatus(w, st, c.source()) }); err != nil {
 			return err
 		}
 		if !st.Ready {

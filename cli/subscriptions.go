@@ -45,17 +45,7 @@ circuits live in the daemon's memory.`,
 	}
 	f := addAPIFlags(cmd, true)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		c, err := f.connect(cmd)
-		if err != nil {
-			return err
-		}
-		defer c.close()
-		var subs []adminapi.SubscriptionView
-		if err := c.get(cmd.Context(), "/api/subscriptions", nil, &subs); err != nil {
-			return err
-		}
-		asJSON, _ := f.json()
-		return emit(cmd.OutOrStdout(), asJSON, subs, func(w io.Writer) {
+		_, err := show(cmd, f, "/api/subscriptions", nil, func(w io.Writer, subs []adminapi.SubscriptionView, _ string) {
 			row(w, "NAME", "ORIGIN", "URL", "TOPICS", "STATE", "CIRCUIT", "REASON")
 			for _, s := range subs {
 				state, reason := "active", "-"
@@ -65,6 +55,7 @@ circuits live in the daemon's memory.`,
 				row(w, s.Name, s.Origin, s.URL, strings.Join(s.Topics, ","), state, dash(s.Circuit.State), reason)
 			}
 		})
+		return err
 	}
 	return cmd
 }
