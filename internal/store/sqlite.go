@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
@@ -65,7 +66,7 @@ func openSQLite(ctx context.Context, path string, version int) (*SQLite, error) 
 		return func() { conn.ExecContext(context.WithoutCancel(ctx), `PRAGMA synchronous = NORMAL`) }, nil //nolint:errcheck
 	}
 	// Open for real (sql.Open is lazy), then remember which file it is.
-	if err := db.PingContext(ctx); err != nil {
+	if err := pingWhileBusy(ctx, db); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
@@ -143,6 +144,29 @@ func (s *SQLite) Ping(ctx context.Context) error {
 		return fmt.Errorf("%w: %w", ErrReadOnly, err)
 	}
 	return err
+}
+
+// pingWhileBusy opens the first connection. Processes opening one new
+// database together race to switch it to WAL; SQLite answers the losers
+// SQLITE_BUSY at once, without waiting out busy_timeout (it would
+// deadlock), so they try again a few times.
+func pingWhileBusy(ctx context.Context, db *sql.DB) error {
+	delay := 10 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := db.PingContext(ctx)
+		var se interface{ Code() int }
+		if err == nil || attempt == 8 || !errors.As(err, &se) || se.Code()&0xff != 5 { // SQLITE_BUSY
+			return err
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		delay *= 2
+	}
 }
 
 // isReadOnly reports SQLite's SQLITE_READONLY family and a read-only file
