@@ -2,6 +2,9 @@ package adapter
 
 import (
 	"context"
+	"encoding/json"
+	"io"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/exportbridge/exportbridge/internal/finopssim"
+	"github.com/exportbridge/exportbridge/internal/testservice"
 	"github.com/exportbridge/exportbridge/pipeline"
 	"github.com/exportbridge/exportbridge/telemetry"
 )
@@ -19,7 +23,7 @@ import (
 // trigger, and returns the spans.
 func spanTree(t *testing.T, job string, prepare func(*testEnv)) tracetest.SpanStubs {
 	t.Helper()
-	spans, _, _ := tracedRun(t, job, prepare)
+	spans, _, _ := tracedRun(t, job, prepare, io.Discard)
 	var run tracetest.SpanStubs
 	for _, s := range spans {
 		if s.Name != "delivery.attempt" { // later, and maybe elsewhere: TestDeliveryAttemptsJoinTheRunsTrace
@@ -31,12 +35,12 @@ func spanTree(t *testing.T, job string, prepare func(*testEnv)) tracetest.SpanSt
 
 // tracedRun runs job with spans going to memory; it returns them once the
 // run's deliveries are made, with the exporter and the environment.
-func tracedRun(t *testing.T, job string, prepare func(*testEnv)) (tracetest.SpanStubs, *tracetest.InMemoryExporter, *testEnv) {
+func tracedRun(t *testing.T, job string, prepare func(*testEnv), logs io.Writer) (tracetest.SpanStubs, *tracetest.InMemoryExporter, *testEnv) {
 	t.Helper()
 	e := newTestEnv(t, finopssim.Config{ExportPolls: 2}, nil)
 	prepare(e)
 	exp := tracetest.NewInMemoryExporter()
-	a, err := StartApp(context.Background(), e.cfg, zerolog.Nop(), AppOptions{Telemetry: []telemetry.Option{telemetry.WithExporter(exp)}})
+	a, err := StartApp(context.Background(), e.cfg, zerolog.New(logs), AppOptions{Telemetry: []telemetry.Option{telemetry.WithExporter(exp)}})
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -136,7 +140,8 @@ func TestTheSpansOfAnExportRun(t *testing.T) {
 // linked to it), and the webhook's traceparent carries that trace on.
 func TestDeliveryAttemptsJoinTheRunsTrace(t *testing.T) {
 	t.Parallel()
-	spans, _, e := tracedRun(t, "customer-groups", func(e *testEnv) { e.sim.EnqueueSample(testActivity) })
+	var logs testservice.Buffer
+	spans, _, e := tracedRun(t, "customer-groups", func(e *testEnv) { e.sim.EnqueueSample(testActivity) }, &logs)
 	var commit tracetest.SpanStub
 	var attempts []tracetest.SpanStub
 	for _, s := range spans {
@@ -164,4 +169,14 @@ func TestDeliveryAttemptsJoinTheRunsTrace(t *testing.T) {
 	for _, d := range got {
 		require.Contains(t, d.TraceParent, commit.SpanContext.TraceID().String(), "the webhook carries the run's trace id")
 	}
+	// Log lines inside the run carry its trace.
+	var committed map[string]any
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(line, `"message":"package committed"`) {
+			require.NoError(t, json.Unmarshal([]byte(line), &committed))
+		}
+	}
+	require.NotNil(t, committed, "the run logged its commit:\n%s", logs.String())
+	require.Equal(t, commit.SpanContext.TraceID().String(), committed["trace_id"])
+	require.NotEmpty(t, committed["span_id"])
 }

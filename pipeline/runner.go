@@ -30,6 +30,7 @@ import (
 	"github.com/exportbridge/exportbridge/internal/redact"
 	"github.com/exportbridge/exportbridge/internal/store"
 	"github.com/exportbridge/exportbridge/publish"
+	"github.com/exportbridge/exportbridge/telemetry"
 )
 
 // Sentinel errors of Runner.Run.
@@ -262,6 +263,7 @@ func (r *Runner) Run(ctx context.Context, name string, prog Progress) (*RunResul
 	}
 	res := &RunResult{Job: name, Started: now}
 	ctx, span := r.tracer.Start(ctx, "job.run", trace.WithAttributes(attrJob.String(name), attribute.String("exportbridge.trigger", triggerOf(ctx))))
+	log = telemetry.WithTrace(log, span)
 	var spanErr error
 	defer func() {
 		span.SetAttributes(attribute.Int("exportbridge.packages", res.Packages), attribute.Int("exportbridge.events", len(res.Events)),

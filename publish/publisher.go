@@ -15,6 +15,7 @@ import (
 
 	"github.com/exportbridge/exportbridge/internal/redact"
 	"github.com/exportbridge/exportbridge/internal/store"
+	"github.com/exportbridge/exportbridge/telemetry"
 )
 
 // Outbox is the part of the store the publisher delivers from: claims
@@ -705,6 +706,7 @@ func (p *Publisher) attempt(ctx context.Context, s *Subscription, d store.Delive
 	body, err := p.render(d.Event, url, expires)
 	var resp Response
 	spanCtx, span := p.startAttempt(ctx, s, d)
+	log = telemetry.WithTrace(log, span)
 	if err == nil {
 		if p.beforeSend != nil {
 			p.beforeSend()

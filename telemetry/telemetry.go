@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/rs/zerolog"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/sdk/resource"
@@ -132,4 +133,15 @@ func Start(ctx context.Context, cfg Config, version string, opts ...Option) (*Pr
 		}
 		return nil
 	}}, nil
+}
+
+// WithTrace returns log with the span's trace_id and span_id, so the lines
+// of a traced operation lead to its trace; log as it was when the span is
+// not recorded (telemetry off, or not sampled).
+func WithTrace(log zerolog.Logger, sp trace.Span) zerolog.Logger {
+	sc := sp.SpanContext()
+	if !sp.IsRecording() || !sc.IsValid() {
+		return log
+	}
+	return log.With().Str("trace_id", sc.TraceID().String()).Str("span_id", sc.SpanID().String()).Logger()
 }
