@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -179,4 +180,43 @@ func TestDeliveryAttemptsJoinTheRunsTrace(t *testing.T) {
 	require.NotNil(t, committed, "the run logged its commit:\n%s", logs.String())
 	require.Equal(t, commit.SpanContext.TraceID().String(), committed["trace_id"])
 	require.NotEmpty(t, committed["span_id"])
+}
+
+// TestARaisedEventContinuesTheClientsTrace: a raise with a traceparent
+// header stores it; the webhook and the stream messages carry it on (here
+// with telemetry off: as the client sent it). A malformed one is dropped.
+func TestARaisedEventContinuesTheClientsTrace(t *testing.T) {
+	t.Parallel()
+	e := hubEnv(t, func(c *Config) {
+		c.Subscriptions[0].Topics = []string{"transaction"}
+	})
+	startDaemon(t, e)
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	raise := func(header string) {
+		req, err := http.NewRequest("POST", e.cfg.Server.PublicURL+"/api/events",
+			strings.NewReader(`{"events":[{"topic":"transaction/credit","data":{"amount":5}}]}`))
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer "+publishTok)
+		req.Header.Set("traceparent", header)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, http.StatusAccepted, resp.StatusCode)
+	}
+	raise(tp)
+	raise("00-not-a-trace")
+	require.Eventually(t, func() bool { return len(e.rcv.deliveries()) == 2 }, 10*time.Second, 10*time.Millisecond)
+	got := map[string]bool{}
+	for _, d := range e.rcv.deliveries() {
+		got[d.TraceParent] = true
+	}
+	require.Equal(t, map[string]bool{tp: true, "": true}, got, "the webhook carries the client's trace; a bad header is dropped")
+
+	var page struct {
+		Events []map[string]any `json:"events"`
+	}
+	require.Equal(t, http.StatusOK, send(t, e, "GET", "/api/events?topics=transaction&after=0", subscribeTok, "", &page))
+	require.Len(t, page.Events, 2)
+	require.Equal(t, tp, page.Events[0]["traceparent"], "the stream message carries it (CloudEvents distributed tracing)")
+	require.NotContains(t, page.Events[1], "traceparent")
 }

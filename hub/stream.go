@@ -120,14 +120,17 @@ func (h *Hub) read(ctx context.Context, c *cursor, limit int) ([][]byte, bool, e
 
 // message renders ev as a stream carries it.
 func (h *Hub) message(ctx context.Context, ev store.Event) ([]byte, error) {
+	var msg []byte
 	if IsRaised(ev) {
-		return Render(ev), nil
+		msg = Render(ev)
+	} else {
+		body, err := h.RenderOther(ctx, ev)
+		if err != nil {
+			return nil, fmt.Errorf("hub: rendering event %s: %w", ev.ID, err)
+		}
+		msg = Envelope(ev, body)
 	}
-	body, err := h.RenderOther(ctx, ev)
-	if err != nil {
-		return nil, fmt.Errorf("hub: rendering event %s: %w", ev.ID, err)
-	}
-	return Envelope(ev, body), nil
+	return withTraceParent(msg, ev.TraceParent), nil
 }
 
 // parseTopics reads a comma-separated topic list and checks that p may
