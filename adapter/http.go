@@ -36,7 +36,8 @@ func (a *App) Handler() http.Handler {
 		adminapi.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", a.ready)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}))
+	// OpenMetrics when the scraper asks for it: the only format with exemplars.
+	mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{EnableOpenMetrics: true}))
 	if !a.keys.Empty() {
 		// The server is up before the runner and the publisher exist: /api
 		// answers 503 until StartApp has built it.

@@ -194,15 +194,21 @@ func (m *Metrics) Event(job, typ string) {
 	}
 }
 
-// Attempted implements publish.Observer.
-func (m *Metrics) Attempted(subscription, outcome string, latency time.Duration) {
+// Attempted implements publish.Observer. A traced attempt's latency
+// carries its trace id as an exemplar, so a slow bucket leads to a trace.
+func (m *Metrics) Attempted(subscription, outcome string, latency time.Duration, traceID string) {
 	if m == nil {
 		return
 	}
 	m.deliveries.WithLabelValues(subscription, outcome).Inc()
-	if outcome == "delivered" {
-		m.latency.Observe(latency.Seconds())
+	if outcome != "delivered" {
+		return
 	}
+	if eo, ok := m.latency.(prometheus.ExemplarObserver); ok && traceID != "" {
+		eo.ObserveWithExemplar(latency.Seconds(), prometheus.Labels{"trace_id": traceID})
+		return
+	}
+	m.latency.Observe(latency.Seconds())
 }
 
 // CircuitChanged implements publish.Observer.

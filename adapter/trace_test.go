@@ -180,6 +180,18 @@ func TestDeliveryAttemptsJoinTheRunsTrace(t *testing.T) {
 	require.NotNil(t, committed, "the run logged its commit:\n%s", logs.String())
 	require.Equal(t, commit.SpanContext.TraceID().String(), committed["trace_id"])
 	require.NotEmpty(t, committed["span_id"])
+
+	// The latency histogram carries the attempts' trace id as an exemplar
+	// (OpenMetrics, which a scraper asks for).
+	req, err := http.NewRequest("GET", "http://"+e.cfg.Server.Listen+"/metrics", nil)
+	require.NoError(t, err)
+	req.Header.Set("Accept", "application/openmetrics-text; version=1.0.0")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	require.Regexp(t, `exportbridge_delivery_latency_seconds_bucket\{le="[^"]+"\} \d+ # \{trace_id="`+commit.SpanContext.TraceID().String()+`"\}`, string(body))
 }
 
 // TestARaisedEventContinuesTheClientsTrace: a raise with a traceparent

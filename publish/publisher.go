@@ -51,9 +51,10 @@ type URLMinter interface {
 
 // Observer is told every attempt's outcome and every change of a
 // subscription's circuit (metrics); latency is from the commit of the event
-// to this attempt.
+// to this attempt; traceID is the attempt's trace ("" when not traced), for
+// exemplars.
 type Observer interface {
-	Attempted(subscription, outcome string, latency time.Duration)
+	Attempted(subscription, outcome string, latency time.Duration, traceID string)
 	CircuitChanged(subscription, state string)
 }
 
@@ -752,7 +753,11 @@ func (p *Publisher) attempt(ctx context.Context, s *Subscription, d store.Delive
 	label := outcomeLabel(o.State)
 	endAttempt(span, status, end.Sub(now), label, err)
 	if p.obs != nil {
-		p.obs.Attempted(s.Name, label, end.Sub(d.CreatedAt))
+		traceID := "" // the span has ended: its context says whether it was kept
+		if sc := span.SpanContext(); sc.IsValid() && sc.IsSampled() {
+			traceID = sc.TraceID().String()
+		}
+		p.obs.Attempted(s.Name, label, end.Sub(d.CreatedAt), traceID)
 	}
 	ev := log.Debug()
 	switch label {

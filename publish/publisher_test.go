@@ -53,7 +53,7 @@ func (o *observer) circuitChanges() []string {
 	return append([]string(nil), o.circuits...)
 }
 
-func (o *observer) Attempted(sub, outcome string, _ time.Duration) {
+func (o *observer) Attempted(sub, outcome string, _ time.Duration, _ string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.outcomes[sub+"/"+outcome]++
