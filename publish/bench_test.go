@@ -13,6 +13,8 @@ import (
 
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/exportbridge/exportbridge/dataexport"
 	"github.com/exportbridge/exportbridge/internal/files"
@@ -34,11 +36,15 @@ import (
 // bodies POSTed by the same Sender to the same loopback receivers with the
 // same concurrency and no store, and report ratio = durable / raw.
 func BenchmarkDelivery(b *testing.B) {
-	b.Run("burst", func(b *testing.B) { benchDelivery(b, 100, 100, 0) })
-	b.Run("paced", func(b *testing.B) { benchDelivery(b, 1000, 10, 9*time.Millisecond) })
+	b.Run("burst", func(b *testing.B) { benchDelivery(b, 100, 100, 0, false) })
+	// Every attempt traced (sampling at 100%), in the trace stored with its
+	// event, spans batched to an exporter that drops them: the cost of
+	// [telemetry] against the burst above, telemetry off.
+	b.Run("burst-traced", func(b *testing.B) { benchDelivery(b, 100, 100, 0, true) })
+	b.Run("paced", func(b *testing.B) { benchDelivery(b, 1000, 10, 9*time.Millisecond, false) })
 }
 
-func benchDelivery(b *testing.B, packages, perPackage int, interval time.Duration) {
+func benchDelivery(b *testing.B, packages, perPackage int, interval time.Duration, traced bool) {
 	// Rates are over every iteration, the raw ceiling measured right after
 	// each durable run: one run of either swings by a fifth on a shared
 	// machine.
@@ -94,7 +100,13 @@ func benchDelivery(b *testing.B, packages, perPackage int, interval time.Duratio
 		minter := files.NewSigner([]byte("bench-signing-key-0123456789"), "http://127.0.0.1:8080", time.Hour)
 		// The product's renderer: each attempt's body carries its ControlNumber
 		// and a DownloadURL minted for it.
-		pub := publish.New(publish.Config{}, st, publish.NewRegistry(subs), minter, zerolog.Nop(), publish.WithRenderer(dataexport.Render))
+		opts := []publish.Option{publish.WithRenderer(dataexport.Render)}
+		var tp *sdktrace.TracerProvider
+		if traced {
+			tp = sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()), sdktrace.WithBatcher(tracetest.NewNoopExporter()))
+			opts = append(opts, publish.WithTracerProvider(tp))
+		}
+		pub := publish.New(publish.Config{}, st, publish.NewRegistry(subs), minter, zerolog.Nop(), opts...)
 		require.NoError(b, pub.Start(context.Background()))
 		b.StartTimer()
 
@@ -111,6 +123,9 @@ func benchDelivery(b *testing.B, packages, perPackage int, interval time.Duratio
 				ent := fmt.Sprintf("Entity %d", i)
 				pkg.Artifacts = append(pkg.Artifacts, store.Artifact{ID: aid, Job: "bench", Entity: ent, Name: "e.json", Key: aid + "/e.json", ContentType: "application/json", CreatedAt: time.Now()})
 				ev := dataexport.NewCompleted(src, dataexport.File{ArtifactID: aid, Entity: ent, SourceFormat: "CSV", ContentType: "application/json"}, time.Now())
+				if traced { // as a traced run stores it
+					ev.TraceParent = fmt.Sprintf("00-%032x-%016x-01", p+1, i+1)
+				}
 				pkg.Events = append(pkg.Events, store.NewEvent{Event: ev, Subscriptions: []string{"a", "b"}})
 			}
 			// Register commit times before the rows are visible to the workers.
@@ -134,6 +149,9 @@ func benchDelivery(b *testing.B, packages, perPackage int, interval time.Duratio
 		b.StopTimer()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		_ = pub.Stop(ctx)
+		if tp != nil {
+			_ = tp.Shutdown(ctx)
+		}
 		cancel()
 		st.Close()
 		mu.Lock()
