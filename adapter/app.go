@@ -451,7 +451,7 @@ func (a *App) pipelineJobs(jobs []JobConfig) []pipeline.Job {
 	var out []pipeline.Job
 	for _, j := range jobs {
 		poll := func(result string) { a.Metrics.Poll(j.Name, result) }
-		pj := pipeline.Job{Name: j.Name, LegalEntity: j.LegalEntity, Encoding: j.Encoding, MaxMessages: j.MaxMessages,
+		pj := pipeline.Job{Name: j.Name, Kind: j.Kind, LegalEntity: j.LegalEntity, Encoding: j.Encoding, MaxMessages: j.MaxMessages,
 			Changes: pipeline.Changes{Keys: j.Changes, EmptyEvent: j.ChangesEmptyEvent, InitialInserts: j.ChangesInitial == "inserts"}}
 		switch j.Kind {
 		case KindDequeue:

@@ -88,6 +88,7 @@ func checkTree(t *testing.T, spans tracetest.SpanStubs, job string) (map[string]
 	ra := attrs(root.Attributes)
 	require.Equal(t, job, ra["exportbridge.job"])
 	require.Equal(t, "api", ra["exportbridge.trigger"])
+	require.Contains(t, []any{KindDequeue, KindPackageExport}, ra["exportbridge.job.kind"])
 	require.Equal(t, "ok", ra["exportbridge.result"])
 	require.Equal(t, int64(1), ra["exportbridge.packages"])
 	require.Equal(t, int64(3), ra["exportbridge.events"])

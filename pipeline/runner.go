@@ -87,6 +87,7 @@ type Config struct {
 // Job is one configured job as the runner sees it.
 type Job struct {
 	Name        string
+	Kind        string // for traces only: the runner never branches on it
 	LegalEntity string
 	Encoding    string // "": Config.Convert's
 	// MaxMessages bounds the items taken in one run; 0: until the source
@@ -262,7 +263,8 @@ func (r *Runner) Run(ctx context.Context, name string, prog Progress) (*RunResul
 		return nil, fmt.Errorf("job %s: taking its lease: %w", name, err)
 	}
 	res := &RunResult{Job: name, Started: now}
-	ctx, span := r.tracer.Start(ctx, "job.run", trace.WithAttributes(attrJob.String(name), attribute.String("exportbridge.trigger", triggerOf(ctx))))
+	ctx, span := r.tracer.Start(ctx, "job.run", trace.WithAttributes(attrJob.String(name), attribute.String("exportbridge.job.kind", job.Kind),
+		attribute.String("exportbridge.trigger", triggerOf(ctx))))
 	log = telemetry.WithTrace(log, span)
 	var spanErr error
 	defer func() {
