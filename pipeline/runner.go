@@ -594,11 +594,12 @@ func (r *Runner) convert(ctx context.Context, job Job, src dataexport.Source, dl
 			ContentType: res.ContentType, ContentEncoding: res.ContentEncoding, Bytes: res.Bytes, SHA256: res.SHA256}, now)
 		p.Events = append(p.Events, r.route(ev))
 		r.obs.Converted(job.Name, res.Records, res.Bytes)
-		// One event per entity: converters run inside datapackage, which
-		// reports each entity when it is done.
-		span.AddEvent("entity converted", trace.WithAttributes(attribute.String("exportbridge.entity", res.Entity),
-			attribute.Int64("exportbridge.records", res.Records), attribute.Int64("exportbridge.bytes", res.Bytes),
-			attribute.String("exportbridge.format", res.SourceFormat)))
+		// A span per entity, timed by the converter (which reports an
+		// entity when it is done).
+		_, es := r.tracer.Start(ctx, "package.convert.entity", trace.WithTimestamp(res.Started), trace.WithAttributes(
+			attribute.String("exportbridge.entity", res.Entity), attribute.Int64("exportbridge.records", res.Records),
+			attribute.Int64("exportbridge.bytes", res.Bytes), attribute.String("exportbridge.format", res.SourceFormat)))
+		es.End(trace.WithTimestamp(res.Finished))
 	}
 	for _, f := range conv.Failures {
 		log.Warn().Err(f).Str("entity", f.Entity).Str("reason", string(f.Reason)).Msg("entity cannot be converted")

@@ -12,6 +12,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/klauspost/compress/zip"
 
@@ -31,6 +32,8 @@ type Result struct {
 	Path            string
 	ContentType     string // application/json or application/x-ndjson
 	ContentEncoding string // "", "gzip" or "zstd"
+	// Started and Finished bound the entity's conversion (its trace span).
+	Started, Finished time.Time
 }
 
 // Conversion is the outcome of converting one package.
@@ -401,6 +404,7 @@ func convertText(br *bufio.Reader, k kind, delim byte, utf16 bool, fallback enco
 }
 
 func writeEntity(ctx context.Context, e entityFile, outDir, base, format string, o Options, convert func(*recordWriter) error) (*Result, error) {
+	started := time.Now()
 	final, ct, enc := outputPath(outDir, base, o)
 	sizeHint := int64(-1)
 	if e.zf != nil {
@@ -435,7 +439,7 @@ func writeEntity(ctx context.Context, e entityFile, outDir, base, format string,
 		src = e.zf.Name
 	}
 	return &Result{Entity: e.name, SourceFile: src, SourceFormat: format, Records: rw.records, Bytes: size, SHA256: sum,
-		Path: final, ContentType: ct, ContentEncoding: enc}, nil
+		Path: final, ContentType: ct, ContentEncoding: enc, Started: started, Finished: time.Now()}, nil
 }
 
 func extractTemp(r io.Reader, o Options) (string, error) {
