@@ -190,7 +190,7 @@ func (h *Hub) raise(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, err)
 		return
 	}
-	req.TraceParent = traceParentOf(r.Header.Get("traceparent"))
+	req.TraceParent, req.TraceState = traceContextOf(r.Header.Get("traceparent"), r.Header.Get("tracestate"))
 	p := principal(r)
 	out, err := h.Raiser.Raise(r.Context(), p, r.Header.Get("Idempotency-Key"), req)
 	if err != nil {

@@ -562,3 +562,38 @@ func TestAReaderTooFarBehindIsDisconnectedWithAReason(t *testing.T) {
 	require.Len(t, out["events"], 50)
 	require.Equal(t, false, out["more"])
 }
+
+// TestRaisesKeepTheClientsTraceContext: a raise over HTTP (headers) or the
+// WebSocket (fields) keeps the client's traceparent and tracestate, checked
+// and canonical; stream messages carry them; a malformed one is dropped.
+func TestRaisesKeepTheClientsTraceContext(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, hub.Config{})
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	status, _ := f.do("POST", "/api/events", walletTok, `{"events":[{"topic":"transaction/credit","data":1}]}`,
+		"traceparent", tp, "tracestate", "vendor=abc")
+	require.Equal(t, http.StatusAccepted, status)
+	status, _ = f.do("POST", "/api/events", walletTok, `{"events":[{"topic":"transaction/credit","data":2}]}`, "traceparent", "00-nope")
+	require.Equal(t, http.StatusAccepted, status)
+	c := dialWith(t, f, "/api/stream/ws", walletTok, http.DefaultClient)
+	wsSend(t, c, `{"events":[{"topic":"transaction/credit","data":3}],"traceparent":"`+tp+`"}`)
+	require.Eventually(t, func() bool {
+		evs, err := f.st.EventsAfter(context.Background(), 0, 10)
+		require.NoError(t, err)
+		return len(evs) == 3
+	}, 5*time.Second, 10*time.Millisecond)
+	evs, err := f.st.EventsAfter(context.Background(), 0, 10)
+	require.NoError(t, err)
+	require.Equal(t, [2]string{tp, "vendor=abc"}, [2]string{evs[0].TraceParent, evs[0].TraceState}, "over HTTP")
+	require.Equal(t, [2]string{"", ""}, [2]string{evs[1].TraceParent, evs[1].TraceState}, "a malformed one is dropped")
+	require.Equal(t, tp, evs[2].TraceParent, "over the WebSocket")
+
+	status, page := f.do("GET", "/api/events?topics=transaction&after=0", walletTok, "")
+	require.Equal(t, http.StatusOK, status)
+	msgs := page["events"].([]any)
+	require.Len(t, msgs, 3)
+	first := msgs[0].(map[string]any)
+	require.Equal(t, tp, first["traceparent"], "stream messages carry the trace (CloudEvents distributed tracing)")
+	require.Equal(t, "vendor=abc", first["tracestate"])
+	require.NotContains(t, msgs[1].(map[string]any), "traceparent")
+}

@@ -46,9 +46,11 @@ func (l Limits) WithDefaults() Limits {
 // {"events":[…]} message).
 type RaiseRequest struct {
 	Events []RaiseEvent `json:"events"`
-	// TraceParent is the client's W3C traceparent (a header, not the
-	// body): the events' deliveries and stream messages continue its trace.
+	// TraceParent and TraceState are the client's W3C trace context (HTTP
+	// headers, or a WebSocket message's fields): the events' deliveries
+	// and stream messages continue its trace.
 	TraceParent string `json:"-"`
+	TraceState  string `json:"-"`
 }
 
 // RaiseEvent is one event to raise.
@@ -202,7 +204,7 @@ func (r *Raiser) Raise(ctx context.Context, p *access.Principal, idempotencyKey 
 		}
 		id := uuid.NewString()
 		ev := store.Event{ID: id, Type: typ, CEType: typ, Source: Source, Subject: e.Topic, Topic: e.Topic,
-			Body: newStored(id, e.Topic, typ, at, e.Data, e.AdditionalMetadata), CreatedAt: at, TraceParent: req.TraceParent}
+			Body: newStored(id, e.Topic, typ, at, e.Data, e.AdditionalMetadata), CreatedAt: at, TraceParent: req.TraceParent, TraceState: req.TraceState}
 		var subs []string
 		if r.Route != nil {
 			subs = r.Route(ev)

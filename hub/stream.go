@@ -130,7 +130,7 @@ func (h *Hub) message(ctx context.Context, ev store.Event) ([]byte, error) {
 		}
 		msg = Envelope(ev, body)
 	}
-	return withTraceParent(msg, ev.TraceParent), nil
+	return withTraceParent(msg, ev.TraceParent, ev.TraceState), nil
 }
 
 // parseTopics reads a comma-separated topic list and checks that p may

@@ -3,37 +3,46 @@ package hub
 import (
 	"bytes"
 	"context"
-	"strconv"
+	"encoding/json"
 
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 )
 
-// traceParentOf is a request's W3C traceparent header, checked and
-// written canonically; "" when absent or not a valid one.
-func traceParentOf(header string) string {
-	if header == "" {
-		return ""
+// traceContextOf is a client's W3C traceparent and tracestate, checked
+// and written canonically; "" when absent or not valid.
+func traceContextOf(parent, state string) (string, string) {
+	if parent == "" {
+		return "", ""
 	}
-	ctx := propagation.TraceContext{}.Extract(context.Background(), propagation.MapCarrier{"traceparent": header})
+	ctx := propagation.TraceContext{}.Extract(context.Background(), propagation.MapCarrier{"traceparent": parent, "tracestate": state})
 	if !trace.SpanContextFromContext(ctx).IsValid() {
-		return ""
+		return "", ""
 	}
 	out := propagation.MapCarrier{}
 	propagation.TraceContext{}.Inject(ctx, out)
-	return out.Get("traceparent")
+	return out.Get("traceparent"), out.Get("tracestate")
 }
 
 // withTraceParent adds the CloudEvents distributed-tracing attribute
 // "traceparent" to a stream message (structured mode) when the event has
 // one. Webhooks carry it as a header instead: their body is the contract's.
-func withTraceParent(msg []byte, tp string) []byte {
-	if tp == "" || len(msg) < 2 || msg[len(msg)-1] != '}' {
+func withTraceParent(msg []byte, parent, state string) []byte {
+	if parent == "" || len(msg) < 2 || msg[len(msg)-1] != '}' {
 		return msg
 	}
-	out := make([]byte, 0, len(msg)+len(tp)+20)
+	out := make([]byte, 0, len(msg)+len(parent)+len(state)+40)
 	out = append(out, bytes.TrimSuffix(msg, []byte("}"))...)
 	out = append(out, `,"traceparent":`...)
-	out = strconv.AppendQuote(out, tp)
+	out = appendJSONString(out, parent)
+	if state != "" {
+		out = append(out, `,"tracestate":`...)
+		out = appendJSONString(out, state)
+	}
 	return append(out, '}')
+}
+
+func appendJSONString(out []byte, s string) []byte {
+	b, _ := json.Marshal(s)
+	return append(out, b...)
 }

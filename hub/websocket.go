@@ -203,6 +203,13 @@ func (w *wsConn) subscribe(topics []string) any {
 func (w *wsConn) raise(ctx context.Context, data []byte) any {
 	req, err := DecodeRaise(data, w.h.cfg.Limits)
 	if err == nil {
+		// The trace context rides in the message, as headers cannot.
+		var tc struct {
+			TraceParent string `json:"traceparent"`
+			TraceState  string `json:"tracestate"`
+		}
+		_ = json.Unmarshal(data, &tc) // DecodeRaise read it as JSON already
+		req.TraceParent, req.TraceState = traceContextOf(tc.TraceParent, tc.TraceState)
 		var out []Raised
 		if out, err = w.h.Raiser.Raise(ctx, w.p, "", req); err == nil {
 			w.h.Log.Info().Str("token", w.p.Name).Int("events", len(out)).Str("via", "websocket").Msg("events raised")

@@ -168,7 +168,7 @@ func (r *Runner) compare(ctx context.Context, jr *jobRunner, job Job, c store.Co
 	ev := dataexport.NewChanged(src, dataexport.File{ArtifactID: a.ID, Entity: c.Entity, Records: a.Records, ContentType: a.ContentType,
 		Bytes: a.Bytes, SHA256: a.SHA256}, dataexport.Changes{Inserted: sum.Inserted, Updated: sum.Updated, Deleted: sum.Deleted,
 		Snapshot: c.EventID, Previous: previous}, done.At)
-	ev.TraceParent = traceParent(ctx)
+	ev.TraceParent, ev.TraceState = traceContext(ctx)
 	done.Artifacts, done.Events = []store.Artifact{a}, []store.NewEvent{r.route(ev)}
 	log.Info().Int64("inserted", sum.Inserted).Int64("updated", sum.Updated).Int64("deleted", sum.Deleted).Msg("changes since the previous snapshot")
 	return r.settle(ctx, done, done.Artifacts, res)

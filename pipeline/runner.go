@@ -633,10 +633,10 @@ func (r *Runner) commit(ctx context.Context, jr *jobRunner, p store.Package, res
 		}
 		endSpan(span, err)
 	}()
-	if tp := traceParent(ctx); tp != "" {
+	if parent, state := traceContext(ctx); parent != "" {
 		// Delivery attempts, later and maybe elsewhere, continue this trace.
 		for i := range p.Events {
-			p.Events[i].TraceParent = tp
+			p.Events[i].TraceParent, p.Events[i].TraceState = parent, state
 		}
 	}
 	p.Lease = jr.currentLease()

@@ -50,12 +50,13 @@ func endSpan(sp trace.Span, err error) {
 
 var attrJob = attribute.Key("exportbridge.job")
 
-// traceParent is ctx's span as a W3C traceparent, "" when not traced.
-func traceParent(ctx context.Context) string {
+// traceContext is ctx's span as a W3C traceparent and tracestate, ""
+// when not traced.
+func traceContext(ctx context.Context) (parent, state string) {
 	if !trace.SpanContextFromContext(ctx).IsValid() {
-		return ""
+		return "", ""
 	}
 	carrier := propagation.MapCarrier{}
 	propagation.TraceContext{}.Inject(ctx, carrier)
-	return carrier.Get("traceparent")
+	return carrier.Get("traceparent"), carrier.Get("tracestate")
 }

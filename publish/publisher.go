@@ -712,8 +712,10 @@ func (p *Publisher) attempt(ctx context.Context, s *Subscription, d store.Delive
 		if p.beforeSend != nil {
 			p.beforeSend()
 		}
-		resp, err = p.sender.Send(spanCtx, Request{Sub: s, EventID: d.Event.ID, CEType: d.Event.CEType, Source: d.Event.Source, Subject: d.Event.Subject,
-			Time: d.Event.CreatedAt, Attempt: d.Attempt, Body: body, Now: now, TraceParent: traceParentOf(spanCtx, d.Event.TraceParent)})
+		req := Request{Sub: s, EventID: d.Event.ID, CEType: d.Event.CEType, Source: d.Event.Source, Subject: d.Event.Subject,
+			Time: d.Event.CreatedAt, Attempt: d.Attempt, Body: body, Now: now}
+		req.TraceParent, req.TraceState = traceContextOf(spanCtx, d.Event)
+		resp, err = p.sender.Send(spanCtx, req)
 	}
 	status := resp.Status
 	// Record the outcome even while shutting down: the attempt happened.

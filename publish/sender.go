@@ -48,10 +48,10 @@ type Request struct {
 	Attempt int
 	Body    []byte
 	Now     time.Time // the attempt's time, signed as webhook-timestamp
-	// TraceParent, when set, goes as the W3C traceparent header (the
-	// CloudEvents distributed-tracing extension's, in binary mode), so the
-	// receiver continues the trace.
-	TraceParent string
+	// TraceParent and TraceState, when set, go as the W3C traceparent and
+	// tracestate headers (the CloudEvents distributed-tracing extension's,
+	// in binary mode), so the receiver continues the trace.
+	TraceParent, TraceState string
 }
 
 // Sender makes exactly one HTTP attempt per call; retrying is the
@@ -125,6 +125,9 @@ func (s *Sender) send(ctx context.Context, r Request) (int, []byte, error) {
 	}
 	if r.TraceParent != "" {
 		req.SetHeader("traceparent", r.TraceParent)
+		if r.TraceState != "" {
+			req.SetHeader("tracestate", r.TraceState)
+		}
 	}
 	resp, err := req.Post(r.Sub.URL)
 	if err != nil {

@@ -24,7 +24,7 @@ func (p *Publisher) startAttempt(ctx context.Context, s *Subscription, d store.D
 		setAttemptAttributes(sp, s, d)
 		return ctx, sp
 	}
-	parent := parseTraceParent(d.Event.TraceParent)
+	parent := parseTraceContext(d.Event.TraceParent, d.Event.TraceState)
 	if !parent.IsValid() {
 		return p.tracer.Start(ctx, "delivery.attempt")
 	}
@@ -55,24 +55,24 @@ func endAttempt(sp trace.Span, status int, took time.Duration, outcome string, e
 	sp.End()
 }
 
-// parseTraceParent reads a W3C traceparent; an invalid one gives an
-// invalid span context.
-func parseTraceParent(tp string) trace.SpanContext {
-	if tp == "" {
+// parseTraceContext reads a W3C traceparent and tracestate; an invalid
+// traceparent gives an invalid span context.
+func parseTraceContext(parent, state string) trace.SpanContext {
+	if parent == "" {
 		return trace.SpanContext{}
 	}
-	ctx := propagation.TraceContext{}.Extract(context.Background(), propagation.MapCarrier{"traceparent": tp})
+	ctx := propagation.TraceContext{}.Extract(context.Background(), propagation.MapCarrier{"traceparent": parent, "tracestate": state})
 	return trace.SpanContextFromContext(ctx)
 }
 
-// traceParentOf is what a webhook carries: the attempt's span when it is
+// traceContextOf is what a webhook carries: the attempt's span when it is
 // traced here, else the event's stored context as it came (a raised
 // event's client's, say), else nothing.
-func traceParentOf(ctx context.Context, stored string) string {
+func traceContextOf(ctx context.Context, ev store.Event) (parent, state string) {
 	if trace.SpanContextFromContext(ctx).IsValid() && trace.SpanFromContext(ctx).IsRecording() {
 		carrier := propagation.MapCarrier{}
 		propagation.TraceContext{}.Inject(ctx, carrier)
-		return carrier.Get("traceparent")
+		return carrier.Get("traceparent"), carrier.Get("tracestate")
 	}
-	return stored
+	return ev.TraceParent, ev.TraceState
 }

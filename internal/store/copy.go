@@ -28,7 +28,7 @@ var copyTables = []copyTable{
 	{"source_messages", []string{"job", "message_id", "correlation_id", "blob_id", "content_sha256", "committed_at", "acked_at"}, []string{"job", "message_id"}, ""},
 	{"package_exports", []string{"execution_id", "job", "state", "started_at", "updated_at", "last_error"}, []string{"execution_id"}, ""},
 	{"artifacts", []string{"id", "job", "entity", "name", "storage_key", "content_type", "content_encoding", "bytes", "sha256", "records", "created_at", "deleted_at"}, []string{"id"}, ""},
-	{"events", []string{"control_number", "event_id", "type", "topic", "job", "entity", "body", "artifact_id", "created_at", "ce_type", "source", "subject", "trace_parent"}, []string{"control_number"}, "control_number"},
+	{"events", []string{"control_number", "event_id", "type", "topic", "job", "entity", "body", "artifact_id", "created_at", "ce_type", "source", "subject", "trace_parent", "trace_state"}, []string{"control_number"}, "control_number"},
 	{"deliveries", []string{"id", "event_id", "subscription", "state", "attempt", "next_attempt_at", "lease_until", "last_status", "last_error", "created_at", "updated_at", "delivered_at", "lease_owner"}, []string{"id"}, "id"},
 	{"subscription_pauses", []string{"subscription", "reason", "paused_at"}, []string{"subscription"}, ""},
 	{"settings", []string{"key", "value"}, []string{"key"}, ""},

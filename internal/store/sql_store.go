@@ -352,10 +352,10 @@ func (s *sqlStore) insertEvents(ctx context.Context, tx *sql.Tx, events []NewEve
 	if err := s.notify(ctx, tx); err != nil {
 		return nil, err
 	}
-	args := make([]any, 0, len(events)*12)
+	args := make([]any, 0, len(events)*13)
 	var deliveries []any
 	for _, e := range events {
-		args = append(args, e.ID, e.Type, e.CEType, e.Source, e.Subject, e.Topic, e.Job, e.Entity, string(e.Body), e.ArtifactID, ms(e.CreatedAt), e.TraceParent)
+		args = append(args, e.ID, e.Type, e.CEType, e.Source, e.Subject, e.Topic, e.Job, e.Entity, string(e.Body), e.ArtifactID, ms(e.CreatedAt), e.TraceParent, e.TraceState)
 		for _, sub := range e.Subscriptions {
 			deliveries = append(deliveries, e.ID, sub, at, at, at)
 		}
@@ -405,8 +405,8 @@ type rowInsert struct {
 }
 
 var (
-	eventInsert = rowInsert{head: `INSERT INTO events (event_id, type, ce_type, source, subject, topic, job, entity, body, artifact_id, created_at, trace_parent) VALUES `,
-		row: `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, tail: ` RETURNING event_id, control_number`, width: 12}
+	eventInsert = rowInsert{head: `INSERT INTO events (event_id, type, ce_type, source, subject, topic, job, entity, body, artifact_id, created_at, trace_parent, trace_state) VALUES `,
+		row: `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, tail: ` RETURNING event_id, control_number`, width: 13}
 	deliveryInsert = rowInsert{head: `INSERT INTO deliveries (event_id, subscription, state, next_attempt_at, created_at, updated_at) VALUES `,
 		row: `(?, ?, 'pending', ?, ?, ?)`, width: 5}
 	attemptInsert = rowInsert{head: `INSERT INTO attempts (delivery_id, number, started_at, duration_ms, status, error, response, process) VALUES `,
@@ -584,7 +584,7 @@ func (s *sqlStore) eventsByID(ctx context.Context, tx *sql.Tx, ids string) ([]Ev
 	return out, rows.Err()
 }
 
-const eventColumns = `control_number, event_id, type, ce_type, source, subject, topic, job, entity, body, artifact_id, created_at, trace_parent`
+const eventColumns = `control_number, event_id, type, ce_type, source, subject, topic, job, entity, body, artifact_id, created_at, trace_parent, trace_state`
 
 // EventsAfter implements Store. SQLite has one writer and numbers are
 // assigned inside it, so every number below the highest committed one is
@@ -604,7 +604,7 @@ func (s *sqlStore) EventsAfter(ctx context.Context, after int64, limit int) ([]E
 		var e Event
 		var created int64
 		if err := rows.Scan(&e.ControlNumber, &e.ID, &e.Type, &e.CEType, &e.Source, &e.Subject, &e.Topic, &e.Job, &e.Entity, &e.Body,
-			&e.ArtifactID, &created, &e.TraceParent); err != nil {
+			&e.ArtifactID, &created, &e.TraceParent, &e.TraceState); err != nil {
 			return nil, err
 		}
 		e.CreatedAt = fromMS(created)
@@ -665,7 +665,7 @@ func (s *sqlStore) commitPackage(ctx context.Context, tx *sql.Tx, p Package) ([]
 
 const deliveryColumns = `d.id, d.subscription, d.state, d.attempt, d.next_attempt_at, d.lease_owner, d.lease_until, d.last_status, d.last_error,
 	d.created_at, d.updated_at, d.delivered_at,
-	e.event_id, e.control_number, e.type, e.ce_type, e.source, e.subject, e.topic, e.job, e.entity, e.body, e.artifact_id, e.created_at, e.trace_parent,
+	e.event_id, e.control_number, e.type, e.ce_type, e.source, e.subject, e.topic, e.job, e.entity, e.body, e.artifact_id, e.created_at, e.trace_parent, e.trace_state,
 	COALESCE(a.id, ''), COALESCE(a.name, ''), COALESCE(a.storage_key, ''), COALESCE(a.content_type, ''), COALESCE(a.content_encoding, ''),
 	COALESCE(a.bytes, 0), COALESCE(a.sha256, ''), COALESCE(a.records, 0), COALESCE(a.created_at, 0), COALESCE(a.deleted_at, 0)`
 
@@ -681,7 +681,7 @@ func scanDeliveries(rows *sql.Rows) ([]Delivery, error) {
 		var a Artifact
 		if err := rows.Scan(&d.ID, &d.Subscription, &d.State, &d.Attempt, &next, &d.LeaseOwner, &lease, &d.LastStatus, &d.LastError,
 			&created, &updated, &delivered,
-			&d.Event.ID, &d.Event.ControlNumber, &d.Event.Type, &d.Event.CEType, &d.Event.Source, &d.Event.Subject, &d.Event.Topic, &d.Event.Job, &d.Event.Entity, &body, &d.Event.ArtifactID, &evCreated, &d.Event.TraceParent,
+			&d.Event.ID, &d.Event.ControlNumber, &d.Event.Type, &d.Event.CEType, &d.Event.Source, &d.Event.Subject, &d.Event.Topic, &d.Event.Job, &d.Event.Entity, &body, &d.Event.ArtifactID, &evCreated, &d.Event.TraceParent, &d.Event.TraceState,
 			&a.ID, &a.Name, &a.Key, &a.ContentType, &a.ContentEncoding, &a.Bytes, &a.SHA256, &a.Records, &aCreated, &aDeleted); err != nil {
 			return nil, err
 		}
@@ -708,7 +708,7 @@ const claimQuery = `UPDATE deliveries SET state = 'in_flight', attempt = attempt
 // (the claim set the rest). Not ORDER BY: sorting made SQLite copy every
 // row, event body included, through a temporary b-tree; Go sorts them.
 const claimedQuery = `SELECT d.id, d.attempt, d.next_attempt_at, d.created_at,
-	e.event_id, e.control_number, e.type, e.ce_type, e.source, e.subject, e.topic, e.job, e.entity, e.body, e.artifact_id, e.created_at, e.trace_parent,
+	e.event_id, e.control_number, e.type, e.ce_type, e.source, e.subject, e.topic, e.job, e.entity, e.body, e.artifact_id, e.created_at, e.trace_parent, e.trace_state,
 	COALESCE(a.id, ''), COALESCE(a.name, ''), COALESCE(a.storage_key, ''), COALESCE(a.deleted_at, 0)` + deliveryJoin + `WHERE d.id IN (%s)`
 
 // ClaimDue implements Store.
@@ -754,7 +754,7 @@ func (s *sqlStore) ClaimDue(ctx context.Context, owner, subscription string, now
 		var body []byte
 		var a Artifact
 		if err := rows.Scan(&d.ID, &d.Attempt, &next, &created,
-			&d.Event.ID, &d.Event.ControlNumber, &d.Event.Type, &d.Event.CEType, &d.Event.Source, &d.Event.Subject, &d.Event.Topic, &d.Event.Job, &d.Event.Entity, &body, &d.Event.ArtifactID, &evCreated, &d.Event.TraceParent,
+			&d.Event.ID, &d.Event.ControlNumber, &d.Event.Type, &d.Event.CEType, &d.Event.Source, &d.Event.Subject, &d.Event.Topic, &d.Event.Job, &d.Event.Entity, &body, &d.Event.ArtifactID, &evCreated, &d.Event.TraceParent, &d.Event.TraceState,
 			&a.ID, &a.Name, &a.Key, &aDeleted); err != nil {
 			return nil, err
 		}

@@ -264,9 +264,10 @@ type Event struct {
 	Body          []byte
 	ArtifactID    string // "" for DataExportFailed
 	CreatedAt     time.Time
-	// TraceParent is the W3C traceparent of the work that made the event
-	// ("" when none was traced): its delivery attempts continue that trace.
-	TraceParent string
+	// TraceParent and TraceState are the W3C trace context of the work
+	// that made the event ("" when none was traced): its delivery attempts
+	// continue that trace.
+	TraceParent, TraceState string
 }
 
 // NewEvent is an event to commit with the subscriptions to deliver it to.

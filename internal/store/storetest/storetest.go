@@ -920,18 +920,21 @@ func testSupersede(t *testing.T, s store.Store, _ func() store.Store) {
 func testTraceParent(t *testing.T, s store.Store, other func() store.Store) {
 	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 	p := Package("j", "m1", []string{"A"}, "s1")
-	p.Events[0].TraceParent = tp
+	p.Events[0].TraceParent, p.Events[0].TraceState = tp, "vendor=abc"
 	_, err := s.CommitPackage(ctx, p)
 	require.NoError(t, err)
 	ds, err := other().Deliveries(ctx, store.Filter{})
 	require.NoError(t, err)
 	require.Equal(t, tp, ds[0].Event.TraceParent)
+	require.Equal(t, "vendor=abc", ds[0].Event.TraceState)
 	claimed, err := s.ClaimDue(ctx, ownerA, "s1", t0, t0.Add(time.Minute), 10)
 	require.NoError(t, err)
 	require.Equal(t, tp, claimed[0].Event.TraceParent)
+	require.Equal(t, "vendor=abc", claimed[0].Event.TraceState)
 	evs, err := s.EventsAfter(ctx, 0, 10)
 	require.NoError(t, err)
 	require.Equal(t, tp, evs[0].TraceParent)
+	require.Equal(t, "vendor=abc", evs[0].TraceState)
 }
 
 func testSettingsAndPauses(t *testing.T, s store.Store, _ func() store.Store) {
