@@ -5,23 +5,19 @@ import (
 	"context"
 	"encoding/json"
 
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/exportbridge/exportbridge/telemetry"
 )
 
 // traceContextOf is a client's W3C traceparent and tracestate, checked
 // and written canonically; "" when absent or not valid.
 func traceContextOf(parent, state string) (string, string) {
-	if parent == "" {
+	sc := telemetry.Extract(parent, state)
+	if !sc.IsValid() {
 		return "", ""
 	}
-	ctx := propagation.TraceContext{}.Extract(context.Background(), propagation.MapCarrier{"traceparent": parent, "tracestate": state})
-	if !trace.SpanContextFromContext(ctx).IsValid() {
-		return "", ""
-	}
-	out := propagation.MapCarrier{}
-	propagation.TraceContext{}.Inject(ctx, out)
-	return out.Get("traceparent"), out.Get("tracestate")
+	return telemetry.Inject(trace.ContextWithRemoteSpanContext(context.Background(), sc))
 }
 
 // withTraceParent adds the CloudEvents distributed-tracing attribute

@@ -21,6 +21,7 @@ import (
 	"github.com/exportbridge/exportbridge/internal/filename"
 	"github.com/exportbridge/exportbridge/internal/files"
 	"github.com/exportbridge/exportbridge/internal/store"
+	"github.com/exportbridge/exportbridge/telemetry"
 )
 
 // Comparisons is what the runner keeps of snapshots to compare: those
@@ -92,7 +93,7 @@ func (r *Runner) compareWaiting(ctx context.Context, jr *jobRunner, job Job, res
 
 func (r *Runner) compare(ctx context.Context, jr *jobRunner, job Job, c store.Comparison, res *RunResult, log zerolog.Logger) (err error) {
 	ctx, span := r.tracer.Start(ctx, "changes.compare", trace.WithAttributes(attrJob.String(job.Name), attribute.String("exportbridge.entity", c.Entity)))
-	defer func() { endSpan(span, err) }()
+	defer func() { telemetry.End(span, err) }()
 	done := store.ComparisonDone{Comparison: c, Rebase: true, Lease: jr.currentLease(), At: r.now()}
 	keys := job.Changes.Keys[c.Entity]
 	base, err := r.cmp.Baseline(ctx, job.Name, c.Entity)
@@ -168,7 +169,7 @@ func (r *Runner) compare(ctx context.Context, jr *jobRunner, job Job, c store.Co
 	ev := dataexport.NewChanged(src, dataexport.File{ArtifactID: a.ID, Entity: c.Entity, Records: a.Records, ContentType: a.ContentType,
 		Bytes: a.Bytes, SHA256: a.SHA256}, dataexport.Changes{Inserted: sum.Inserted, Updated: sum.Updated, Deleted: sum.Deleted,
 		Snapshot: c.EventID, Previous: previous}, done.At)
-	ev.TraceParent, ev.TraceState = traceContext(ctx)
+	ev.TraceParent, ev.TraceState = telemetry.Inject(ctx)
 	done.Artifacts, done.Events = []store.Artifact{a}, []store.NewEvent{r.route(ev)}
 	log.Info().Int64("inserted", sum.Inserted).Int64("updated", sum.Updated).Int64("deleted", sum.Deleted).Msg("changes since the previous snapshot")
 	return r.settle(ctx, done, done.Artifacts, res)

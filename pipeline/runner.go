@@ -270,7 +270,7 @@ func (r *Runner) Run(ctx context.Context, name string, prog Progress) (*RunResul
 	defer func() {
 		span.SetAttributes(attribute.Int("exportbridge.packages", res.Packages), attribute.Int("exportbridge.events", len(res.Events)),
 			attribute.Int("exportbridge.duplicates", res.Duplicates))
-		endSpan(span, spanErr)
+		telemetry.End(span, spanErr)
 	}()
 	runID, err := r.st.StartRun(ctx, store.Run{Job: name, Owner: r.cfg.Instance, StartedAt: now})
 	if err != nil {
@@ -543,7 +543,7 @@ func (r *Runner) route(ev store.Event) store.NewEvent {
 func (r *Runner) convert(ctx context.Context, job Job, src dataexport.Source, dl *finops.Download, keys store.MessageKeys, prog Progress, log zerolog.Logger) (_ store.Package, err error) {
 	ctx, span := r.tracer.Start(ctx, "package.convert", trace.WithAttributes(attrJob.String(job.Name),
 		attribute.String("exportbridge.message_id", src.MessageID), attribute.Int64("exportbridge.package_bytes", dl.Size)))
-	defer func() { endSpan(span, err) }()
+	defer func() { telemetry.End(span, err) }()
 	now := r.now()
 	p := store.Package{Job: job.Name, MessageID: src.MessageID, Keys: keys, At: now}
 	opts := r.cfg.Convert
@@ -631,9 +631,9 @@ func (r *Runner) commit(ctx context.Context, jr *jobRunner, p store.Package, res
 			span.End()
 			return
 		}
-		endSpan(span, err)
+		telemetry.End(span, err)
 	}()
-	if parent, state := traceContext(ctx); parent != "" {
+	if parent, state := telemetry.Inject(ctx); parent != "" {
 		// Delivery attempts, later and maybe elsewhere, continue this trace.
 		for i := range p.Events {
 			p.Events[i].TraceParent, p.Events[i].TraceState = parent, state

@@ -4,11 +4,7 @@ import (
 	"context"
 
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
-
-	"github.com/exportbridge/exportbridge/internal/redact"
 )
 
 // What started a run, for its span.
@@ -39,24 +35,4 @@ func WithTracerProvider(tp trace.TracerProvider) Option {
 	return func(r *Runner) { r.tracer = tp.Tracer("github.com/exportbridge/exportbridge/pipeline") }
 }
 
-// endSpan records err (redacted) on sp and ends it.
-func endSpan(sp trace.Span, err error) {
-	if err != nil {
-		sp.RecordError(redact.Error(err))
-		sp.SetStatus(codes.Error, redact.String(err.Error()))
-	}
-	sp.End()
-}
-
 var attrJob = attribute.Key("exportbridge.job")
-
-// traceContext is ctx's span as a W3C traceparent and tracestate, ""
-// when not traced.
-func traceContext(ctx context.Context) (parent, state string) {
-	if !trace.SpanContextFromContext(ctx).IsValid() {
-		return "", ""
-	}
-	carrier := propagation.MapCarrier{}
-	propagation.TraceContext{}.Inject(ctx, carrier)
-	return carrier.Get("traceparent"), carrier.Get("tracestate")
-}

@@ -5,12 +5,10 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/exportbridge/exportbridge/internal/redact"
 	"github.com/exportbridge/exportbridge/internal/store"
+	"github.com/exportbridge/exportbridge/telemetry"
 )
 
 // startAttempt starts an attempt's span: a child of the event's stored
@@ -24,7 +22,7 @@ func (p *Publisher) startAttempt(ctx context.Context, s *Subscription, d store.D
 		setAttemptAttributes(sp, s, d)
 		return ctx, sp
 	}
-	parent := parseTraceContext(d.Event.TraceParent, d.Event.TraceState)
+	parent := telemetry.Extract(d.Event.TraceParent, d.Event.TraceState)
 	if !parent.IsValid() {
 		return p.tracer.Start(ctx, "delivery.attempt")
 	}
@@ -49,30 +47,15 @@ func endAttempt(sp trace.Span, status int, took time.Duration, outcome string, e
 	}
 	sp.SetAttributes(attribute.Int("http.response.status_code", status), attribute.Int64("exportbridge.duration_ms", took.Milliseconds()),
 		attribute.String("exportbridge.outcome", outcome))
-	if err != nil {
-		sp.SetStatus(codes.Error, redact.String(err.Error()))
-	}
-	sp.End()
-}
-
-// parseTraceContext reads a W3C traceparent and tracestate; an invalid
-// traceparent gives an invalid span context.
-func parseTraceContext(parent, state string) trace.SpanContext {
-	if parent == "" {
-		return trace.SpanContext{}
-	}
-	ctx := propagation.TraceContext{}.Extract(context.Background(), propagation.MapCarrier{"traceparent": parent, "tracestate": state})
-	return trace.SpanContextFromContext(ctx)
+	telemetry.End(sp, err)
 }
 
 // traceContextOf is what a webhook carries: the attempt's span when it is
 // traced here, else the event's stored context as it came (a raised
 // event's client's, say), else nothing.
 func traceContextOf(ctx context.Context, ev store.Event) (parent, state string) {
-	if trace.SpanContextFromContext(ctx).IsValid() && trace.SpanFromContext(ctx).IsRecording() {
-		carrier := propagation.MapCarrier{}
-		propagation.TraceContext{}.Inject(ctx, carrier)
-		return carrier.Get("traceparent"), carrier.Get("tracestate")
+	if trace.SpanFromContext(ctx).IsRecording() {
+		return telemetry.Inject(ctx)
 	}
 	return ev.TraceParent, ev.TraceState
 }

@@ -18,13 +18,13 @@ import (
 	"github.com/go-resty/resty/v2"
 	"github.com/rs/zerolog"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/exportbridge/exportbridge/internal/redact"
 	"github.com/exportbridge/exportbridge/internal/retryafter"
 	"github.com/exportbridge/exportbridge/internal/version"
+	"github.com/exportbridge/exportbridge/telemetry"
 )
 
 // Client talks to one FinOps environment.
@@ -63,11 +63,7 @@ func (c *Client) span(ctx context.Context, req Request) (context.Context, func(s
 		if bytes > 0 {
 			sp.SetAttributes(attribute.Int64("finops.bytes", bytes))
 		}
-		if err != nil {
-			sp.RecordError(redact.Error(err))
-			sp.SetStatus(codes.Error, redact.String(err.Error()))
-		}
-		sp.End()
+		telemetry.End(sp, err)
 	}
 }
 
