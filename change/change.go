@@ -334,17 +334,6 @@ func merge(ctx context.Context, keys keyColumns, before, after stream, w *bufio.
 	return nil
 }
 
-// compareKeys orders two records by key alone, as the sorter did.
-func compareKeys(a, b *record) int {
-	switch {
-	case a.hash < b.hash:
-		return -1
-	case a.hash > b.hash:
-		return 1
-	}
-	return bytes.Compare(a.sortKey, b.sortKey)
-}
-
 // keyJSON is a row's key object, for a change line; the row was read
 // with these keys once, so it has them.
 func (k keyColumns) keyJSON(row []byte) []byte {

@@ -25,13 +25,7 @@ type record struct {
 // serves the merge, as long as both snapshots are sorted by it; the hash
 // first makes most comparisons one of two integers.
 func compare(a, b *record) int {
-	switch {
-	case a.hash < b.hash:
-		return -1
-	case a.hash > b.hash:
-		return 1
-	}
-	if c := bytes.Compare(a.sortKey, b.sortKey); c != 0 {
+	if c := compareKeys(a, b); c != 0 {
 		return c
 	}
 	switch {
@@ -41,6 +35,18 @@ func compare(a, b *record) int {
 		return 1
 	}
 	return 0
+}
+
+// compareKeys orders two records by key alone: the sort order without
+// the line (the merge's).
+func compareKeys(a, b *record) int {
+	switch {
+	case a.hash < b.hash:
+		return -1
+	case a.hash > b.hash:
+		return 1
+	}
+	return bytes.Compare(a.sortKey, b.sortKey)
 }
 
 // hashKey is FNV-1a: fixed, so the order is the same in every run.

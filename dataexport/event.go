@@ -291,35 +291,31 @@ func appendJSONString(out []byte, s string) []byte {
 
 // reencode is Render the slow way, for bodies splice does not recognise.
 func reencode(ev store.Event, url string, expires time.Time) ([]byte, error) {
+	exp := ""
+	if url != "" {
+		exp = expires.UTC().Format(time.RFC3339)
+	}
 	switch ev.Type {
 	case TypeCompleted:
-		var b CompletedBody
-		if err := json.Unmarshal(ev.Body, &b); err != nil {
-			return nil, fmt.Errorf("event %s: stored body: %w", ev.ID, err)
-		}
-		b.ControlNumber = ev.ControlNumber
-		b.DownloadURL = url
-		if url != "" {
-			b.DownloadURLExpiresAt = expires.UTC().Format(time.RFC3339)
-		}
-		return json.Marshal(b)
+		return reencodeAs(ev, func(b *CompletedBody) {
+			b.ControlNumber, b.DownloadURL, b.DownloadURLExpiresAt = ev.ControlNumber, url, exp
+		})
 	case TypeChanged:
-		var b ChangedBody
-		if err := json.Unmarshal(ev.Body, &b); err != nil {
-			return nil, fmt.Errorf("event %s: stored body: %w", ev.ID, err)
-		}
-		b.ControlNumber = ev.ControlNumber
-		b.DownloadURL = url
-		if url != "" {
-			b.DownloadURLExpiresAt = expires.UTC().Format(time.RFC3339)
-		}
-		return json.Marshal(b)
+		return reencodeAs(ev, func(b *ChangedBody) {
+			b.ControlNumber, b.DownloadURL, b.DownloadURLExpiresAt = ev.ControlNumber, url, exp
+		})
 	default:
-		var b FailedBody
-		if err := json.Unmarshal(ev.Body, &b); err != nil {
-			return nil, fmt.Errorf("event %s: stored body: %w", ev.ID, err)
-		}
-		b.ControlNumber = ev.ControlNumber
-		return json.Marshal(b)
+		return reencodeAs(ev, func(b *FailedBody) { b.ControlNumber = ev.ControlNumber })
 	}
+}
+
+// reencodeAs decodes ev's stored body as a B, fills in what is set per
+// attempt, and encodes it again.
+func reencodeAs[B any](ev store.Event, fill func(*B)) ([]byte, error) {
+	var b B
+	if err := json.Unmarshal(ev.Body, &b); err != nil {
+		return nil, fmt.Errorf("event %s: stored body: %w", ev.ID, err)
+	}
+	fill(&b)
+	return json.Marshal(b)
 }
