@@ -191,18 +191,8 @@ func StartApp(ctx context.Context, cfg *Config, log zerolog.Logger, opts AppOpti
 	a.stops = append(a.stops, func(context.Context) error { return st.Close() })
 	a.watchStore(ctx)
 
-	var subs []*publish.Subscription
-	for _, sc := range cfg.Subscriptions {
-		s, err := publish.NewSubscription(sc)
-		if err != nil {
-			return nil, err
-		}
-		subs = append(subs, s)
-	}
-	a.Subscriptions = publish.NewRegistry(subs)
-	a.follower = newSubscriptionFollower(st, a.Subscriptions, subs, log)
-	if err := a.follower.reload(ctx); err != nil {
-		return nil, fmt.Errorf("reading subscriptions: %w", err)
+	if a.Subscriptions, a.follower, err = followSubscriptions(ctx, cfg, st, log); err != nil {
+		return nil, err
 	}
 	followCtx, followCancel := context.WithCancel(context.WithoutCancel(ctx))
 	followDone := make(chan struct{})

@@ -159,18 +159,9 @@ func (a *App) ready(w http.ResponseWriter, r *http.Request) {
 func (a *App) readiness(ctx context.Context) (map[string]string, bool) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	checks := map[string]string{"store": "ok"}
-	ok := true
+	checks := map[string]string{}
+	ok := storeReady(ctx, a.Store, a.Files, checks)
 	fail := func(key, msg string) { checks[key], ok = msg, false }
-	if err := a.Store.Ping(ctx); err != nil {
-		fail("store", err.Error())
-	}
-	if p, is := a.Files.(interface{ Ping(context.Context) error }); is {
-		checks["storage"] = "ok"
-		if err := p.Ping(ctx); err != nil {
-			fail("storage", redact.String(err.Error()))
-		}
-	}
 	if a.opts.Schedule {
 		checks["scheduler"] = "ok"
 		if a.Sched == nil || !a.Sched.Running() {
@@ -191,6 +182,24 @@ func (a *App) readiness(ctx context.Context) (map[string]string, bool) {
 		}
 	}
 	return checks, ok
+}
+
+// storeReady checks the store and, when it can say, the files storage,
+// into checks: "ok" or what is wrong; the process that only reads the
+// store (the CLI's) checks these two, the daemon more.
+func storeReady(ctx context.Context, st interface{ Ping(context.Context) error }, storage files.Storage, checks map[string]string) bool {
+	ok := true
+	checks["store"] = "ok"
+	if err := st.Ping(ctx); err != nil {
+		checks["store"], ok = err.Error(), false
+	}
+	if p, is := storage.(interface{ Ping(context.Context) error }); is {
+		checks["storage"] = "ok"
+		if err := p.Ping(ctx); err != nil {
+			checks["storage"], ok = redact.String(err.Error()), false
+		}
+	}
+	return ok
 }
 
 // demoReceiver is the demo's sample subscriber: it verifies each request's

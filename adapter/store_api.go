@@ -34,20 +34,10 @@ func OpenStoreAPI(ctx context.Context, cfg *Config, log zerolog.Logger) (*StoreA
 	if err != nil {
 		return nil, err
 	}
-	var subs []*publish.Subscription
-	for _, sc := range cfg.Subscriptions {
-		s, err := publish.NewSubscription(sc)
-		if err != nil {
-			st.Close()
-			return nil, err
-		}
-		subs = append(subs, s)
-	}
-	reg := publish.NewRegistry(subs)
-	follower := newSubscriptionFollower(st, reg, subs, log)
-	if err := follower.reload(ctx); err != nil {
+	reg, follower, err := followSubscriptions(ctx, cfg, st, log)
+	if err != nil {
 		st.Close()
-		return nil, fmt.Errorf("reading subscriptions: %w", err)
+		return nil, err
 	}
 	storage, _, err := openStorage(ctx, cfg.Files)
 	if err != nil {
@@ -64,17 +54,8 @@ func OpenStoreAPI(ctx context.Context, cfg *Config, log zerolog.Logger) (*StoreA
 		SetLogLevel: func(string) error { return fmt.Errorf("no daemon is running: the log level is the daemon's") },
 		NextRun:     scheduleNext(cfg, time.Now),
 		Readiness: func(ctx context.Context) (map[string]string, bool) {
-			checks, ok := map[string]string{"store": "ok"}, true
-			if err := st.Ping(ctx); err != nil {
-				checks["store"], ok = err.Error(), false
-			}
-			if p, is := storage.(interface{ Ping(context.Context) error }); is {
-				checks["storage"] = "ok"
-				if err := p.Ping(ctx); err != nil {
-					checks["storage"], ok = err.Error(), false
-				}
-			}
-			return checks, ok
+			checks := map[string]string{}
+			return checks, storeReady(ctx, st, storage, checks)
 		}}
 	jobs := apiJobs(cfg.Jobs)
 	api.Jobs = func() []adminapi.Job { return jobs }

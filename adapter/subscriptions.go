@@ -3,6 +3,7 @@ package adapter
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"sync"
 	"time"
@@ -167,4 +168,23 @@ func (f *subscriptionFollower) run(ctx context.Context, every time.Duration) {
 			}
 		}
 	}
+}
+
+// followSubscriptions builds the registry of cfg's subscriptions plus those
+// stored through the API, and the follower that keeps it so.
+func followSubscriptions(ctx context.Context, cfg *Config, st subscriptionStore, log zerolog.Logger) (*publish.Registry, *subscriptionFollower, error) {
+	var subs []*publish.Subscription
+	for _, sc := range cfg.Subscriptions {
+		s, err := publish.NewSubscription(sc)
+		if err != nil {
+			return nil, nil, err
+		}
+		subs = append(subs, s)
+	}
+	reg := publish.NewRegistry(subs)
+	follower := newSubscriptionFollower(st, reg, subs, log)
+	if err := follower.reload(ctx); err != nil {
+		return nil, nil, fmt.Errorf("reading subscriptions: %w", err)
+	}
+	return reg, follower, nil
 }
