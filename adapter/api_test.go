@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -138,7 +139,7 @@ func TestHealthReadinessAndMetrics(t *testing.T) {
 	require.Equal(t, http.StatusOK, call(t, e, "GET", "/healthz", "", nil))
 	var ready map[string]string
 	require.Equal(t, http.StatusOK, call(t, e, "GET", "/readyz", "", &ready))
-	require.Equal(t, map[string]string{"store": "ok", "scheduler": "ok", "connection:finops": "ok"}, ready)
+	require.Equal(t, map[string]string{"store": "ok", "storage": "ok", "scheduler": "ok", "connection:finops": "ok"}, ready)
 
 	e.sim.EnqueueSample(testActivity)
 	_, err := a.Runner.Run(context.Background(), "customer-groups", nil)
@@ -168,6 +169,31 @@ func TestHealthReadinessAndMetrics(t *testing.T) {
 	} {
 		require.True(t, strings.Contains(text, want), "metrics lack %q:\n%s", want, grepLines(text, "exportbridge_deliver"))
 	}
+}
+
+// TestReadinessSeesUnusableFilesFolder: the converted-files folder gone
+// bad (here a file where the folder was) turns /readyz unready naming it,
+// before a package fails on it; fixed, ready again.
+func TestReadinessSeesUnusableFilesFolder(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, finopssim.Config{}, nil)
+	startDaemon(t, e)
+	base := e.cfg.Server.PublicURL
+	code, body := get(t, base+"/readyz")
+	require.Equal(t, http.StatusOK, code, body)
+
+	require.NoError(t, os.RemoveAll(e.cfg.Files.Dir))
+	require.NoError(t, os.WriteFile(e.cfg.Files.Dir, nil, 0o600))
+	code, body = get(t, base+"/readyz")
+	require.Equal(t, http.StatusServiceUnavailable, code, body)
+	var checks map[string]string
+	require.NoError(t, json.Unmarshal([]byte(body), &checks))
+	require.Contains(t, checks["storage"], e.cfg.Files.Dir)
+	require.Equal(t, "ok", checks["store"])
+
+	require.NoError(t, os.Remove(e.cfg.Files.Dir))
+	code, body = get(t, base+"/readyz")
+	require.Equal(t, http.StatusOK, code, body)
 }
 
 func TestAPIIsOffWithoutToken(t *testing.T) {

@@ -184,20 +184,18 @@ func (a *App) readiness(ctx context.Context) (map[string]string, bool) {
 	return checks, ok
 }
 
-// storeReady checks the store and, when it can say, the files storage,
-// into checks: "ok" or what is wrong; the process that only reads the
-// store (the CLI's) checks these two, the daemon more.
+// storeReady checks the store and the files storage into checks: "ok" or
+// what is wrong; the process that only reads the store (the CLI's) checks
+// these two, the daemon more.
 func storeReady(ctx context.Context, st interface{ Ping(context.Context) error }, storage files.Storage, checks map[string]string) bool {
 	ok := true
 	checks["store"] = "ok"
 	if err := st.Ping(ctx); err != nil {
 		checks["store"], ok = err.Error(), false
 	}
-	if p, is := storage.(interface{ Ping(context.Context) error }); is {
-		checks["storage"] = "ok"
-		if err := p.Ping(ctx); err != nil {
-			checks["storage"], ok = redact.String(err.Error()), false
-		}
+	checks["storage"] = "ok"
+	if err := storage.Ping(ctx); err != nil {
+		checks["storage"], ok = redact.String(err.Error()), false
 	}
 	return ok
 }

@@ -17,6 +17,8 @@ import (
 // so no key can reach outside Dir.
 type Local struct {
 	Dir string
+
+	createTemp func(dir, pattern string) (*os.File, error) // os.CreateTemp; tests meet a full disk through it
 }
 
 var _ Storage = Local{}
@@ -62,6 +64,35 @@ func (l Local) Put(_ context.Context, key, src string, _ Meta) error {
 		return err
 	}
 	return os.Remove(src)
+}
+
+// Ping implements Storage: a small file is written, synced and removed in
+// Dir, so a missing or read-only folder, or a full disk, turns the daemon
+// unready before a package fails on it.
+func (l Local) Ping(context.Context) error {
+	if err := os.MkdirAll(l.Dir, 0o755); err != nil {
+		return fmt.Errorf("files: folder %s: %w", l.Dir, err)
+	}
+	createTemp := l.createTemp
+	if createTemp == nil {
+		createTemp = os.CreateTemp
+	}
+	f, err := createTemp(l.Dir, ".ping-*.tmp")
+	if err != nil {
+		return fmt.Errorf("files: folder %s: %w", l.Dir, err)
+	}
+	defer os.Remove(f.Name())
+	_, err = f.Write([]byte{'\n'})
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("files: folder %s: %w", l.Dir, err)
+	}
+	return nil
 }
 
 // Open implements Storage.

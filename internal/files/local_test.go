@@ -4,12 +4,17 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/require"
 
+	"github.com/exportbridge/exportbridge/internal/fault/faulttest"
 	"github.com/exportbridge/exportbridge/internal/files"
 	"github.com/exportbridge/exportbridge/internal/files/filestest"
 	"github.com/exportbridge/exportbridge/internal/store"
@@ -18,6 +23,22 @@ import (
 func TestLocalStorageConformance(t *testing.T) {
 	t.Parallel()
 	filestest.Run(t, func(t *testing.T) files.Storage { return files.Local{Dir: t.TempDir()} })
+}
+
+// TestLocalPingFailsWhereNothingCanBeWritten: readiness turns red for a
+// folder that cannot exist (its parent is a file) and for a full disk, not
+// only when an export fails on it.
+func TestLocalPingFailsWhereNothingCanBeWritten(t *testing.T) {
+	t.Parallel()
+	parent := filepath.Join(t.TempDir(), "file")
+	require.NoError(t, os.WriteFile(parent, nil, 0o600))
+	err := files.Local{Dir: filepath.Join(parent, "converted")}.Ping(context.Background())
+	require.ErrorIs(t, err, syscall.ENOTDIR)
+	require.ErrorContains(t, err, "converted", "the error names the folder")
+
+	full := files.LocalWithCreateTemp(t.TempDir(), faulttest.DevFull(t, nil))
+	require.ErrorIs(t, full.Ping(context.Background()), syscall.ENOSPC, "a full disk")
+	require.NoError(t, files.Local{Dir: full.Dir}.Ping(context.Background()), "the same folder with room")
 }
 
 // artifactsFunc is a hand-written files.Artifacts.

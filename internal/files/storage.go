@@ -25,6 +25,9 @@ type Storage interface {
 	Delete(ctx context.Context, key string) error
 	// List calls fn for every object, in no particular order.
 	List(ctx context.Context, fn func(ObjectInfo) error) error
+	// Ping says whether the storage can be used now (readiness): the
+	// folder takes a write, the bucket or container answers.
+	Ping(ctx context.Context) error
 }
 
 // Meta is what an object store serves with an object.

@@ -45,12 +45,23 @@ func Run(t *testing.T, open Opener) {
 		"ListEveryObject":       testList,
 		"PutReplacesAtomically": testReplace,
 		"KeysCannotEscape":      testBadKeys,
+		"PingLeavesNoObject":    testPing,
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			fn(t, open(t))
 		})
 	}
+}
+
+// testPing: a usable storage answers Ping, and whatever Ping writes to
+// find out is never listed as an object (retention would count it).
+func testPing(t *testing.T, s files.Storage) {
+	require.NoError(t, s.Ping(ctx))
+	require.NoError(t, s.Ping(ctx), "Ping can be repeated")
+	n := 0
+	require.NoError(t, s.List(ctx, func(files.ObjectInfo) error { n++; return nil }))
+	require.Zero(t, n)
 }
 
 func testPutOpen(t *testing.T, s files.Storage) {
