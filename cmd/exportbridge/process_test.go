@@ -89,7 +89,16 @@ type sink struct {
 	got    []map[string]any
 	agents map[string]int // User-Agent headers seen
 	delay  atomic.Int64   // nanoseconds to hold each request
+	gate   atomic.Pointer[chan struct{}]
 	url    string
+}
+
+// hold keeps every request waiting, unanswered, until release is called:
+// a delivery seen in flight stays in flight, however slow the machine.
+func (s *sink) hold() (release func()) {
+	g := make(chan struct{})
+	s.gate.Store(&g)
+	return func() { s.gate.Store(nil); close(g) }
 }
 
 func newSink(t *testing.T) *sink {
@@ -107,6 +116,13 @@ func newSink(t *testing.T) *sink {
 		var ev map[string]any
 		if err := json.Unmarshal(body, &ev); err != nil {
 			t.Errorf("bad body: %v", err)
+		}
+		if g := s.gate.Load(); g != nil {
+			select {
+			case <-*g:
+			case <-r.Context().Done():
+				return // the sender gave up or died: not received
+			}
 		}
 		if d := time.Duration(s.delay.Load()); d > 0 {
 			select {

@@ -18,7 +18,8 @@ import (
 
 // TestTwoDaemonsOnOneStoreBehaveAsOne starts two `exportbridge run` on one
 // SQLite store at the same moment (different listen ports), with both jobs
-// every second, and SIGKILLs one of them while it has a delivery in flight.
+// every second, and SIGKILLs one of them while it has a delivery in flight
+// (the receiver holds every request until then).
 // Every export is started once, every (message, entity) is delivered under
 // one EventId, nothing stays pending or in flight, and the survivor takes
 // over the dead one's leases once they expire.
@@ -36,7 +37,9 @@ func TestTwoDaemonsOnOneStoreBehaveAsOne(t *testing.T) {
 	for range messages {
 		e.sim.EnqueueSample(procActivity)
 	}
-	e.sink.delay.Store(int64(300 * time.Millisecond)) // keeps deliveries in flight for a while
+	// Deliveries stay in flight until A is dead: one A holds cannot finish
+	// between being seen and the kill, so B must rescue it.
+	release := e.sink.hold()
 
 	a, outA, doneA := startProcess(t, "run", "--config", e.config)
 	b, outB, doneB := startProcess(t, "run", "--config", e.config)
@@ -64,7 +67,7 @@ func TestTwoDaemonsOnOneStoreBehaveAsOne(t *testing.T) {
 	}, 30*time.Second, 20*time.Millisecond, "daemon A never had a delivery in flight:\nA:\n%s\nB:\n%s", outA, outB)
 	require.NoError(t, a.Process.Signal(syscall.SIGKILL))
 	<-doneA
-	e.sink.delay.Store(0)
+	release()
 
 	// The survivor finishes everything: every message acknowledged, every
 	// delivery made, nothing pending or in flight.
