@@ -1044,14 +1044,18 @@ func (s *sqlStore) UpdateSubscription(ctx context.Context, name string, spec []b
 	})
 }
 
-// DeleteSubscription removes a stored subscription; ErrNotFound if there
-// is none. Its deliveries stay, pending, as for a subscription removed
-// from the configuration.
+// DeleteSubscription removes a stored subscription and its pause;
+// ErrNotFound if there is none. Its deliveries stay, pending, as for a
+// subscription removed from the configuration: one created again under
+// the name starts active and sends them.
 func (s *sqlStore) DeleteSubscription(ctx context.Context, name string) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM subscriptions WHERE name = ?`, name)
 		if err := mustAffect(res, err); err != nil {
 			return fmt.Errorf("subscription %q: %w", name, err)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM subscription_pauses WHERE subscription = ?`, name); err != nil {
+			return err
 		}
 		return bumpSubscriptions(ctx, tx)
 	})

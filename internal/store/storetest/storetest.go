@@ -333,11 +333,18 @@ func testStoredSubscriptions(t *testing.T, s store.Store, other func() store.Sto
 	require.Equal(t, t0, subs[0].CreatedAt)
 	require.Equal(t, t0.Add(time.Minute), subs[0].UpdatedAt)
 
+	// A deleted subscription's pause goes with it: one created again under
+	// the name starts active. Another's pause stays.
+	require.NoError(t, s.Pause(ctx, "b", "paused by admin", t0))
+	require.NoError(t, s.Pause(ctx, "a", "paused by admin", t0))
 	require.NoError(t, s.DeleteSubscription(ctx, "b"))
 	require.ErrorIs(t, s.DeleteSubscription(ctx, "b"), store.ErrNotFound)
 	subs, _, err = other().StoredSubscriptions(ctx)
 	require.NoError(t, err)
 	require.Len(t, subs, 1)
+	paused, err := other().Paused(ctx)
+	require.NoError(t, err)
+	require.Equal(t, map[string]string{"a": "paused by admin"}, paused)
 }
 
 // testReadersNeverMiss: committers on two handles append events while a
