@@ -131,6 +131,8 @@ func (c *Console) Register(mux *http.ServeMux) {
 	mux.Handle("GET /subscriptions/{name}/edit", c.headers(c.signedIn(c.editSubscription)))
 	mux.Handle("POST /subscriptions/{name}", c.headers(c.signedIn(c.updateSubscription)))
 	mux.Handle("POST /subscriptions/{name}/{verb}", c.headers(c.signedIn(c.pauseOrResume)))
+	mux.Handle("GET /subscriptions/{name}/delete", c.headers(c.signedIn(c.confirmDelete)))
+	mux.Handle("POST /subscriptions/{name}/delete", c.headers(c.signedIn(c.deleteSubscription)))
 	mux.Handle("GET /live", c.headers(c.signedIn(c.live)))
 	mux.Handle("GET /live/events", c.signedIn(c.liveEvents))
 }

@@ -226,18 +226,54 @@ func (c *Console) createSubscription(w http.ResponseWriter, r *http.Request, s *
 	c.render(w, r, s, http.StatusBadRequest, "subscriptions", map[string]any{"Subscriptions": subs, "FormError": err.Error(), "Form": r.PostForm})
 }
 
-func (c *Console) editSubscription(w http.ResponseWriter, r *http.Request, s *session) {
+// runtimeSubscription reads the subscription the path names, answering
+// with a problem page (and false) when there is none or config.toml
+// defines it.
+func (c *Console) runtimeSubscription(w http.ResponseWriter, r *http.Request, s *session) (adminapi.SubscriptionView, bool) {
 	var sub adminapi.SubscriptionView
 	ans := c.call(r, s, http.MethodGet, "/api/subscriptions/"+url.PathEscape(r.PathValue("name")), nil, nil, &sub)
 	if msg := ans.failed(); msg != "" {
 		c.problem(w, r, s, ans.status, msg)
-		return
+		return sub, false
 	}
 	if sub.Origin == adminapi.OriginConfig {
 		c.problem(w, r, s, http.StatusConflict, fmt.Sprintf("subscription %q is defined in config.toml: change it there", sub.Name))
+		return sub, false
+	}
+	return sub, true
+}
+
+func (c *Console) editSubscription(w http.ResponseWriter, r *http.Request, s *session) {
+	if sub, ok := c.runtimeSubscription(w, r, s); ok {
+		c.render(w, r, s, http.StatusOK, "subscription", map[string]any{"Sub": sub})
+	}
+}
+
+// confirmDelete asks before a runtime subscription goes, saying how many
+// of its deliveries still wait: they stay in the store, and a
+// subscription created again under the name sends them.
+func (c *Console) confirmDelete(w http.ResponseWriter, r *http.Request, s *session) {
+	sub, ok := c.runtimeSubscription(w, r, s)
+	if !ok {
 		return
 	}
-	c.render(w, r, s, http.StatusOK, "subscription", map[string]any{"Sub": sub})
+	var n map[string]int
+	q := url.Values{"subscription": {sub.Name}, "state": {store.StatePending}}
+	if msg := c.call(r, s, http.MethodGet, "/api/deliveries/count", q, nil, &n).failed(); msg != "" {
+		c.problem(w, r, s, http.StatusServiceUnavailable, msg)
+		return
+	}
+	c.render(w, r, s, http.StatusOK, "delete", map[string]any{"Sub": sub, "Waiting": n["count"]})
+}
+
+func (c *Console) deleteSubscription(w http.ResponseWriter, r *http.Request, s *session) {
+	name := r.PathValue("name")
+	if msg := c.call(r, s, http.MethodDelete, "/api/subscriptions/"+url.PathEscape(name), nil, nil, nil).failed(); msg != "" {
+		c.flash(w, name+": "+msg)
+	} else {
+		c.flash(w, name+": deleted")
+	}
+	seeOther(w, r, "/subscriptions")
 }
 
 func (c *Console) updateSubscription(w http.ResponseWriter, r *http.Request, s *session) {

@@ -5,10 +5,13 @@ import (
 	"io"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -187,6 +190,71 @@ func TestCreateAndEditASubscription(t *testing.T) {
 	require.Empty(t, sub.Filter, "the filter was cleared")
 	require.Equal(t, "5s", sub.Timeout)
 	require.InDelta(t, 2, sub.MaxPerSecond, 0)
+}
+
+// apiCall calls the daemon's API as the admin token, outside any session.
+func apiCall(t *testing.T, d *daemon, method, path, body string) int {
+	t.Helper()
+	req, err := http.NewRequest(method, d.base+path, strings.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode
+}
+
+// TestDeleteASubscriptionSaysWhatWaits: deleting a runtime subscription
+// from the page asks first, counting the deliveries still waiting (kept,
+// unsent); a config subscription cannot be deleted here; a read session
+// sees no button, and its POST is refused by the API.
+func TestDeleteASubscriptionSaysWhatWaits(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t)
+	require.Equal(t, http.StatusCreated, apiCall(t, d, "POST", "/api/subscriptions", `{"name":"orders-hook","url":"https://hooks.example.com/orders","topics":["orders"]}`))
+	require.Equal(t, http.StatusOK, apiCall(t, d, "POST", "/api/subscriptions/orders-hook/pause", ""))
+	require.Equal(t, http.StatusAccepted, apiCall(t, d, "POST", "/api/events", `{"events":[{"topic":"orders","data":{"n":1}},{"topic":"orders","data":{"n":2}}]}`))
+
+	reader := client(t)
+	resp, _ := do(t, reader, "POST", d.base+"/login", url.Values{"token": {readToken}}, nil)
+	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
+	_, body := do(t, reader, "GET", d.base+"/subscriptions/orders-hook/delete", nil, nil)
+	require.NotContains(t, body, `id="confirm-delete"`, "a read session sees no button")
+	readCSRF := csrfField.FindStringSubmatch(body)[1]
+	resp, _ = do(t, reader, "POST", d.base+"/subscriptions/orders-hook/delete", url.Values{"csrf": {readCSRF}}, nil)
+	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
+	require.Equal(t, http.StatusOK, apiCall(t, d, "GET", "/api/subscriptions/orders-hook", ""), "the API refused the read session")
+
+	c := client(t)
+	resp, _ = do(t, c, "POST", d.base+"/login", url.Values{"token": {adminToken}}, nil)
+	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
+	_, body = do(t, c, "GET", d.base+"/subscriptions", nil, nil)
+	require.Contains(t, body, `href="/subscriptions/orders-hook/delete"`)
+	require.NotContains(t, body, `href="/subscriptions/flow/delete"`, "config subscriptions are not deleted here")
+	resp, _ = do(t, c, "GET", d.base+"/subscriptions/flow/delete", nil, nil)
+	require.Equal(t, http.StatusConflict, resp.StatusCode)
+	resp, _ = do(t, c, "GET", d.base+"/subscriptions/nope/delete", nil, nil)
+	require.Equal(t, http.StatusNotFound, resp.StatusCode)
+
+	resp, body = do(t, c, "GET", d.base+"/subscriptions/orders-hook/delete", nil, nil)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Regexp(t, `id="waiting">2 of its deliveries are waiting`, body)
+	require.Contains(t, body, `id="confirm-delete"`)
+	csrf := csrfField.FindStringSubmatch(body)[1]
+	resp, _ = do(t, c, "POST", d.base+"/subscriptions/orders-hook/delete", url.Values{"csrf": {csrf}}, nil)
+	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
+	_, body = do(t, c, "GET", d.base+"/subscriptions", nil, nil)
+	require.Contains(t, body, "orders-hook: deleted")
+	require.NotContains(t, body, `data-subscription="orders-hook"`)
+	require.Equal(t, http.StatusNotFound, apiCall(t, d, "GET", "/api/subscriptions/orders-hook", ""))
+
+	// Created again under the name, it sends what waited.
+	var got atomic.Int32
+	rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { got.Add(1); w.WriteHeader(http.StatusNoContent) }))
+	t.Cleanup(rcv.Close)
+	require.Equal(t, http.StatusCreated, apiCall(t, d, "POST", "/api/subscriptions", `{"name":"orders-hook","url":"`+rcv.URL+`","topics":["orders"]}`))
+	require.Eventually(t, func() bool { return got.Load() == 2 }, 10*time.Second, 10*time.Millisecond, "the waiting deliveries go out")
 }
 
 // TestStaticFilesAndAPIStayPut: the page's paths leave the API, files,
