@@ -177,19 +177,13 @@ func validLiteral(v []byte) bool {
 	case i < len(v) && v[i] == '0':
 		i++
 	case i < len(v) && '1' <= v[i] && v[i] <= '9':
-		for i < len(v) && '0' <= v[i] && v[i] <= '9' {
-			i++
-		}
+		i = digits(v, i)
 	default:
 		return false
 	}
 	if i < len(v) && v[i] == '.' {
-		i++
-		start := i
-		for i < len(v) && '0' <= v[i] && v[i] <= '9' {
-			i++
-		}
-		if i == start {
+		start := i + 1
+		if i = digits(v, start); i == start {
 			return false
 		}
 	}
@@ -199,14 +193,19 @@ func validLiteral(v []byte) bool {
 			i++
 		}
 		start := i
-		for i < len(v) && '0' <= v[i] && v[i] <= '9' {
-			i++
-		}
-		if i == start {
+		if i = digits(v, i); i == start {
 			return false
 		}
 	}
 	return i == len(v)
+}
+
+// digits returns where the run of ASCII digits from i ends.
+func digits(v []byte, i int) int {
+	for i < len(v) && '0' <= v[i] && v[i] <= '9' {
+		i++
+	}
+	return i
 }
 
 // canonical is a value as compared: a string by its text (escapes
