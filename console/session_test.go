@@ -180,20 +180,18 @@ func TestCreateAndEditASubscription(t *testing.T) {
 		Timeout      string  `json:"timeout"`
 		MaxPerSecond float64 `json:"max_per_second"`
 	}
-	req, _ := http.NewRequest("GET", d.base+"/api/subscriptions/sales", nil)
-	req.Header.Set("Authorization", "Bearer "+adminToken)
-	r, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	defer r.Body.Close()
-	require.NoError(t, json.NewDecoder(r.Body).Decode(&sub))
+	status, body := apiCall(t, d, "GET", "/api/subscriptions/sales", "")
+	require.Equal(t, http.StatusOK, status, body)
+	require.NoError(t, json.Unmarshal([]byte(body), &sub))
 	require.Equal(t, "https://hooks.example.com/sales", sub.URL, "an empty URL keeps it")
 	require.Empty(t, sub.Filter, "the filter was cleared")
 	require.Equal(t, "5s", sub.Timeout)
 	require.InDelta(t, 2, sub.MaxPerSecond, 0)
 }
 
-// apiCall calls the daemon's API as the admin token, outside any session.
-func apiCall(t *testing.T, d *daemon, method, path, body string) int {
+// apiCall calls the daemon's API as the admin token, outside any session,
+// and returns the status and the body.
+func apiCall(t *testing.T, d *daemon, method, path, body string) (int, string) {
 	t.Helper()
 	req, err := http.NewRequest(method, d.base+path, strings.NewReader(body))
 	require.NoError(t, err)
@@ -201,8 +199,16 @@ func apiCall(t *testing.T, d *daemon, method, path, body string) int {
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, resp.Body)
-	return resp.StatusCode
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, string(b)
+}
+
+// apiStatus is apiCall's status.
+func apiStatus(t *testing.T, d *daemon, method, path, body string) int {
+	t.Helper()
+	status, _ := apiCall(t, d, method, path, body)
+	return status
 }
 
 // TestDeleteASubscriptionSaysWhatWaits: deleting a runtime subscription
@@ -212,9 +218,9 @@ func apiCall(t *testing.T, d *daemon, method, path, body string) int {
 func TestDeleteASubscriptionSaysWhatWaits(t *testing.T) {
 	t.Parallel()
 	d := startDaemon(t)
-	require.Equal(t, http.StatusCreated, apiCall(t, d, "POST", "/api/subscriptions", `{"name":"orders-hook","url":"https://hooks.example.com/orders","topics":["orders"]}`))
-	require.Equal(t, http.StatusOK, apiCall(t, d, "POST", "/api/subscriptions/orders-hook/pause", ""))
-	require.Equal(t, http.StatusAccepted, apiCall(t, d, "POST", "/api/events", `{"events":[{"topic":"orders","data":{"n":1}},{"topic":"orders","data":{"n":2}}]}`))
+	require.Equal(t, http.StatusCreated, apiStatus(t, d, "POST", "/api/subscriptions", `{"name":"orders-hook","url":"https://hooks.example.com/orders","topics":["orders"]}`))
+	require.Equal(t, http.StatusOK, apiStatus(t, d, "POST", "/api/subscriptions/orders-hook/pause", ""))
+	require.Equal(t, http.StatusAccepted, apiStatus(t, d, "POST", "/api/events", `{"events":[{"topic":"orders","data":{"n":1}},{"topic":"orders","data":{"n":2}}]}`))
 
 	reader := client(t)
 	resp, _ := do(t, reader, "POST", d.base+"/login", url.Values{"token": {readToken}}, nil)
@@ -224,7 +230,7 @@ func TestDeleteASubscriptionSaysWhatWaits(t *testing.T) {
 	readCSRF := csrfField.FindStringSubmatch(body)[1]
 	resp, _ = do(t, reader, "POST", d.base+"/subscriptions/orders-hook/delete", url.Values{"csrf": {readCSRF}}, nil)
 	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
-	require.Equal(t, http.StatusOK, apiCall(t, d, "GET", "/api/subscriptions/orders-hook", ""), "the API refused the read session")
+	require.Equal(t, http.StatusOK, apiStatus(t, d, "GET", "/api/subscriptions/orders-hook", ""), "the API refused the read session")
 
 	c := client(t)
 	resp, _ = do(t, c, "POST", d.base+"/login", url.Values{"token": {adminToken}}, nil)
@@ -247,13 +253,13 @@ func TestDeleteASubscriptionSaysWhatWaits(t *testing.T) {
 	_, body = do(t, c, "GET", d.base+"/subscriptions", nil, nil)
 	require.Contains(t, body, "orders-hook: deleted")
 	require.NotContains(t, body, `data-subscription="orders-hook"`)
-	require.Equal(t, http.StatusNotFound, apiCall(t, d, "GET", "/api/subscriptions/orders-hook", ""))
+	require.Equal(t, http.StatusNotFound, apiStatus(t, d, "GET", "/api/subscriptions/orders-hook", ""))
 
 	// Created again under the name, it sends what waited.
 	var got atomic.Int32
 	rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { got.Add(1); w.WriteHeader(http.StatusNoContent) }))
 	t.Cleanup(rcv.Close)
-	require.Equal(t, http.StatusCreated, apiCall(t, d, "POST", "/api/subscriptions", `{"name":"orders-hook","url":"`+rcv.URL+`","topics":["orders"]}`))
+	require.Equal(t, http.StatusCreated, apiStatus(t, d, "POST", "/api/subscriptions", `{"name":"orders-hook","url":"`+rcv.URL+`","topics":["orders"]}`))
 	require.Eventually(t, func() bool { return got.Load() == 2 }, 10*time.Second, 10*time.Millisecond, "the waiting deliveries go out")
 }
 
